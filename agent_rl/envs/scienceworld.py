@@ -1,0 +1,261 @@
+"""ScienceWorld (``scienceworld==1.2.3``, a Scala simulator in a JVM over py4j) behind `TextEnv`.
+
+Each env owns one JVM, started with a capped heap (``-Xmx``) and the serial GC so
+that dozens fit in RAM; ``scienceworld.ScienceWorldEnv`` itself offers no way to
+pass JVM options, so `_Simulator` starts the gateway with them.
+
+Spec: ``{"task": "boil" | 0, "variation": 3}``; ``task`` is a task name or an index
+into `TASK_NAMES` (the simulator's order, which EPO's split files use). Optional
+``"simplification"`` overrides the env's preset for that episode.
+
+Success. The simulator marks a task complete when every ordered subgoal is done
+(``PythonInterface.getCompleted``), which is also when its score reaches 100. A
+failed task (for example focusing on the wrong object) scores -100 and is not
+complete. So ``won = getCompleted() and score >= 100``. The episode also ends,
+not won, when the score goes negative, when the simulator's move counter passes
+``env_step_limit`` (a ``wait`` costs ~10 moves), or after ``max_steps`` actions.
+EPO's ``won = done and score > 0`` is deliberately not used: it counts a partial
+score at the move limit as a win.
+
+Splits: `variations` gives the simulator's own train/dev/test variations;
+`epo_split` rebuilds EPO's L0/L1/L2 lists from them (checked equal as sets to
+EPO's ``variations_idx/L*_idx.json``):
+
+* L0: train = train variations of tasks 0-28 (``use-thermometer`` excluded),
+  test = their dev variations (EPO's "IID");
+* L1: same train, test = test variations of tasks 0-28 ("OOD");
+* L2: train = train variations of the 19 tasks not in `L2_HELD_OUT`,
+  test = test variations of the 10 held-out task types.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from py4j.java_gateway import CallbackServerParameters, GatewayParameters, JavaGateway, launch_gateway
+from scienceworld import ScienceWorldEnv as _UpstreamEnv
+from scienceworld.constants import BASEPATH, JAR_PATH
+
+from agent_rl.envs.base import Info, TextEnv
+
+# The simulator's task order (``ScienceWorldEnv.get_task_names()``), not ``scienceworld.constants.ID2TASK``.
+TASK_NAMES = (
+    "boil", "change-the-state-of-matter-of", "chemistry-mix", "chemistry-mix-paint-secondary-color",
+    "chemistry-mix-paint-tertiary-color", "find-animal", "find-living-thing", "find-non-living-thing",
+    "find-plant", "freeze", "grow-fruit", "grow-plant", "identify-life-stages-1", "identify-life-stages-2",
+    "inclined-plane-determine-angle", "inclined-plane-friction-named-surfaces",
+    "inclined-plane-friction-unnamed-surfaces", "lifespan-longest-lived",
+    "lifespan-longest-lived-then-shortest-lived", "lifespan-shortest-lived",
+    "measure-melting-point-known-substance", "measure-melting-point-unknown-substance", "melt",
+    "mendelian-genetics-known-plant", "mendelian-genetics-unknown-plant", "power-component",
+    "power-component-renewable-vs-nonrenewable-energy", "test-conductivity",
+    "test-conductivity-of-unknown-substances", "use-thermometer",
+)
+SPLITS = ("train", "dev", "test")
+# EPO's L2 held-out task types (tested on, never trained on).
+L2_HELD_OUT = (
+    "change-the-state-of-matter-of", "chemistry-mix-paint-tertiary-color", "find-plant", "grow-plant",
+    "identify-life-stages-2", "inclined-plane-friction-unnamed-surfaces",
+    "lifespan-longest-lived-then-shortest-lived", "measure-melting-point-unknown-substance",
+    "mendelian-genetics-unknown-plant", "test-conductivity-of-unknown-substances",
+)
+DEFAULT_JVM_OPTS = ("-XX:+UseSerialGC", "-Xss2m")
+
+
+def task_name(task: str | int) -> str:
+    """Task name from a name or a `TASK_NAMES` index."""
+    if isinstance(task, int) or (isinstance(task, str) and task.isdigit()):
+        return TASK_NAMES[int(task)]
+    if task not in TASK_NAMES:
+        raise ValueError(f"unknown ScienceWorld task {task!r}")
+    return task
+
+
+class _Simulator(_UpstreamEnv):
+    """``scienceworld.ScienceWorldEnv`` started with our JVM options (heap cap, GC).
+
+    Upstream's ``__init__`` launches the gateway without ``javaopts``; this one mirrors
+    it line for line and adds them.
+    """
+
+    def __init__(self, jvm_opts: tuple[str, ...], env_step_limit: int) -> None:  # noqa: D107
+        port, proc = launch_gateway(classpath=JAR_PATH, die_on_exit=True, cwd=BASEPATH,
+                                    javaopts=list(jvm_opts), return_proc=True)
+        self._gateway = JavaGateway(
+            gateway_parameters=GatewayParameters(auto_field=True, port=port),
+            callback_server_parameters=CallbackServerParameters(port=0, daemonize=True),
+            java_process=proc)
+        python_port = self._gateway.get_callback_server().get_listening_port()
+        server = self._gateway.java_gateway_server
+        server.resetCallbackClient(server.getCallbackClient().getAddress(), python_port)
+        self.server = self._gateway.jvm.scienceworld.runtime.pythonapi.PythonInterface()
+        self.lastStepScore = 0
+        self.taskName = None
+        self.envStepLimit = env_step_limit
+        self.clear_run_histories()
+        self.goldPathGenerated = False
+
+    def __del__(self) -> None:  # the owner closes explicitly; never touch py4j at GC time
+        pass
+
+
+@functools.lru_cache(maxsize=1)
+def _all_variations() -> dict[str, dict[str, tuple[int, ...]]]:
+    env = ScienceWorldEnv(jvm_heap_mb=256)
+    try:
+        sim = env.sim
+        out = {}
+        for name in TASK_NAMES:
+            sim.load(name, 0, "")
+            out[name] = {"train": tuple(sim.get_variations_train()), "dev": tuple(sim.get_variations_dev()),
+                         "test": tuple(sim.get_variations_test())}
+        return out
+    finally:
+        env.close()
+
+
+def variations(task: str | int, split: str) -> tuple[int, ...]:
+    """The simulator's variation indices of a task in ``split`` (train/dev/test). Starts a JVM once."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown ScienceWorld split {split!r}; valid: {', '.join(SPLITS)}")
+    return _all_variations()[task_name(task)][split]
+
+
+def split_specs(split: str, tasks: tuple[str, ...] = TASK_NAMES) -> list[dict[str, Any]]:
+    """Specs for every variation of ``tasks`` in a simulator split."""
+    return [{"task": t, "variation": v} for t in tasks for v in variations(t, split)]
+
+
+def epo_split(level: str, part: str) -> list[dict[str, Any]]:
+    """EPO's ScienceWorld splits: ``level`` in L0/L1/L2, ``part`` in train/test (see module doc)."""
+    base = TASK_NAMES[:29]  # EPO leaves out use-thermometer
+    if part not in ("train", "test"):
+        raise ValueError(f"unknown EPO part {part!r}; valid: train, test")
+    if level in ("L0", "L1"):
+        if part == "train":
+            return split_specs("train", base)
+        return split_specs("dev" if level == "L0" else "test", base)
+    if level == "L2":
+        if part == "train":
+            return split_specs("train", tuple(t for t in base if t not in L2_HELD_OUT))
+        return split_specs("test", L2_HELD_OUT)
+    raise ValueError(f"unknown EPO level {level!r}; valid: L0, L1, L2")
+
+
+class ScienceWorldEnv(TextEnv):
+    """One ScienceWorld JVM, reused across episodes.
+
+    Args:
+        simplification: simulator simplifications; "easy" (EPO's preset) is teleport, open doors,
+            self-watering pots and no electrical actions (kept for the electrical tasks).
+        env_step_limit: the simulator's move limit (its ``envStepLimit``; EPO uses 100).
+        max_steps: actions per episode before it is cut; None for no cut beyond the move limit.
+        jvm_heap_mb: ``-Xmx`` of the JVM; 256 MB keeps its RSS near 350 MB (128 MB ran the longest
+            gold paths too).
+        jvm_opts: further JVM options.
+        admissible: compute the valid action list every step (the costliest part of a step).
+    """
+
+    name = "scienceworld"
+
+    def __init__(self, simplification: str = "easy", env_step_limit: int = 100, max_steps: int | None = None,
+                 jvm_heap_mb: int = 256, jvm_opts: tuple[str, ...] = DEFAULT_JVM_OPTS,
+                 admissible: bool = True) -> None:
+        self.simplification = simplification
+        self.env_step_limit = env_step_limit
+        self.max_steps = max_steps
+        self.admissible = admissible
+        self.sim = _Simulator((f"-Xmx{jvm_heap_mb}m", *jvm_opts), env_step_limit)
+        self._steps = 0
+        self._done = True
+        self._info: Info = {}
+
+    @property
+    def jvm_pid(self) -> int:
+        """Process id of this env's JVM."""
+        return self.sim._gateway.java_process.pid
+
+    def reset(self, spec: dict[str, Any]) -> tuple[str, Info]:
+        name = task_name(spec["task"])
+        variation = int(spec.get("variation", 0))
+        simplification = spec.get("simplification", self.simplification)
+        self.sim.load(name, variation, simplification)
+        self.sim.envStepLimit = self.env_step_limit
+        obs, _ = self.sim.reset()  # "look around"
+        self._steps = 0
+        self._done = False
+        self._info = {
+            "task": self.sim.get_task_description(),
+            "task_type": name,
+            "variation": variation,
+            "admissible_actions": self._admissible(),
+            "action_templates": self.sim.get_possible_actions(),
+            "objects": self.sim.get_possible_objects(),
+            "won": False,
+            "score": 0.0,
+            "raw_score": 0,
+            "moves": 0,
+            "truncated": False,
+        }
+        return obs, dict(self._info)
+
+    def step(self, action: str) -> tuple[str, float, bool, Info]:
+        if self._done:
+            return "The episode is over.", 0.0, True, dict(self._info)
+        server = self.sim.server
+        obs = server.step(" ".join(str(action).split()))
+        raw_score = int(round(100 * server.getScore()))
+        completed = bool(server.getCompleted())
+        moves = server.getNumMoves()
+        self._steps += 1
+        won = completed and raw_score >= 100
+        failed = raw_score < 0
+        out_of_moves = moves > self.env_step_limit
+        truncated = not (won or failed) and (
+            out_of_moves or (self.max_steps is not None and self._steps >= self.max_steps))
+        self._done = won or failed or truncated
+        self._info.update(
+            admissible_actions=self._admissible(),
+            won=won,
+            failed=failed,
+            score=max(raw_score, 0) / 100.0,
+            raw_score=raw_score,
+            moves=moves,
+            truncated=truncated,
+            steps=self._steps,
+        )
+        return obs, float(won), self._done, dict(self._info)
+
+    def _admissible(self) -> list[str]:
+        return list(self.sim.get_valid_action_object_combinations()) if self.admissible else []
+
+    def gold_actions(self, spec: dict[str, Any]) -> list[str]:
+        """The simulator's gold action sequence for a spec (loads the task with the gold path)."""
+        simplification = spec.get("simplification", self.simplification)
+        self.sim.load(task_name(spec["task"]), int(spec.get("variation", 0)), simplification,
+                      generateGoldPath=True)
+        self._done = True
+        return list(self.sim.get_gold_action_sequence())
+
+    def close(self) -> None:
+        """Shut the gateway down and make sure the JVM is gone."""
+        sim, self._done = getattr(self, "sim", None), True
+        if sim is None:
+            return
+        proc = sim._gateway.java_process
+        try:
+            sim._gateway.shutdown()
+        except Exception:  # noqa: BLE001 - a dead JVM cannot be shut down politely
+            pass
+        try:
+            proc.stdin.write(b"\n")  # py4j's --die-on-broken-pipe JVM exits on stdin input/EOF
+            proc.stdin.close()
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            proc.wait(timeout=5)
+        except Exception:  # noqa: BLE001
+            proc.kill()
+            proc.wait(timeout=5)
+        self.sim = None

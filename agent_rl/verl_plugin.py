@@ -1,0 +1,34 @@
+"""The one place where agent_rl touches verl's registries.
+
+verl imports this module in every process that imports verl (the ``verl.plugins`` entry point in
+pyproject.toml): the driver, the TaskRunner, the actor/rollout workers, the agent-loop workers and
+vLLM's worker processes. Registrations made here are therefore visible everywhere.
+
+verl 0.9.1 swallows any exception raised while loading a plugin (logged at DEBUG, verl/__init__.py),
+which would leave a run silently without our platform or estimators. ``_load`` therefore reports a
+failure on stderr and raises ``PluginLoadError``, a ``BaseException`` that verl's ``except Exception``
+does not catch.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+
+class PluginLoadError(BaseException):
+    """agent_rl's verl plugin failed to load; the process must not continue without it."""
+
+
+def _load() -> None:
+    from agent_rl.platform import cpu
+
+    if cpu.is_active():
+        cpu.activate()
+
+
+try:
+    _load()
+except Exception as exc:  # noqa: BLE001 - re-raised as a BaseException, see module docstring
+    traceback.print_exc(file=sys.stderr)
+    raise PluginLoadError(f"agent_rl verl plugin failed to load: {exc!r}") from exc

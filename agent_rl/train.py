@@ -77,7 +77,7 @@ def _runtime_env_vars(cfg: DictConfig) -> dict[str, str]:
     env: dict[str, str] = {}
     if cfg.cluster.platform:
         env["VERL_PLATFORM"] = str(cfg.cluster.platform)
-    for key in ("WANDB_MODE", "WANDB_DIR", "RAY_AUTH_MODE", "AGENT_RL_CACHE"):
+    for key in ("WANDB_MODE", "WANDB_DIR", "VERL_FILE_LOGGER_PATH", "RAY_AUTH_MODE", "AGENT_RL_CACHE"):
         if key in os.environ:
             env[key] = os.environ[key]
     return env
@@ -107,6 +107,8 @@ def prepare(cfg: DictConfig, out_dir: Path) -> None:
             cfg.data.train_files = train if cfg.data.train_files == "auto" else cfg.data.train_files
             cfg.data.val_files = val if cfg.data.val_files == "auto" else cfg.data.val_files
         _setup_wandb(cfg, out_dir)
+        if "file" in cfg.trainer.logger:
+            os.environ["VERL_FILE_LOGGER_PATH"] = str(out_dir / "metrics.jsonl")
         env_vars = _runtime_env_vars(cfg)
         os.environ.update(env_vars)
         runtime_env = cfg.ray_kwargs.ray_init.setdefault("runtime_env", {})
@@ -146,7 +148,9 @@ def main(cfg: DictConfig) -> None:
     prepare(cfg, out_dir)
     print(f"[agent_rl] run {cfg.run_name}: outputs in {out_dir}")
     run(cfg)
-    print(f"[agent_rl] done: logs and config in {out_dir}; checkpoints in {cfg.trainer.default_local_dir}")
+    print(f"[agent_rl] done: config and logs in {out_dir}; checkpoints in {cfg.trainer.default_local_dir}")
+    if "file" in cfg.trainer.logger:
+        print(f"[agent_rl] metrics (one JSON line per step): {os.environ['VERL_FILE_LOGGER_PATH']}")
     if "wandb" in cfg.trainer.logger:
         print(f"[agent_rl] W&B ({os.environ.get('WANDB_MODE', 'online')}) files in {os.environ['WANDB_DIR']}/wandb")
 

@@ -2,8 +2,8 @@
 
 Deterministic (one seeded generator, no network): running it twice writes the same bytes. It
 builds products in WebShop's five categories (beauty, electronics, fashion, food, furniture),
-eight product types each, ten products per type, in WebShop's raw item format (``asin``, ``name``,
-``query``, ``category``, ``product_category``, ``pricing``, ``full_description``,
+eight product types each, twelve products per type, in WebShop's raw item format (``asin``,
+``name``, ``query``, ``category``, ``product_category``, ``pricing``, ``full_description``,
 ``small_description``, ``customization_options``) with the ``items_ins_v2`` annotations inline
 (``attributes``, ``instruction``, ``instruction_attributes``) plus ``reviews`` and ``rating``.
 

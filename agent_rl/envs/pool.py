@@ -100,6 +100,7 @@ class PooledEnv:
         self.actions: list[str] = []
         self.retries = 0
         self.failed = False
+        self._broken = False  # the actor crashed and was not replaced (retries exhausted)
         self._fail_info: Info = {}
 
     async def pids(self) -> dict[str, int | None]:
@@ -111,6 +112,13 @@ class PooledEnv:
         self._check_leased()
         self.spec, self.actions, self.retries, self.failed = dict(spec), [], 0, False
         self._pool._count("resets")
+        if self._broken:  # a new episode gets a fresh actor
+            try:
+                self._slot = await self._pool._replace(self._slot)
+                self._broken = False
+            except Exception as e:  # noqa: BLE001
+                self._give_up(e)
+                return "", dict(self._fail_info)
         result = await self._call("reset", self.spec)
         if self.failed:
             return "", dict(self._fail_info)
@@ -151,6 +159,7 @@ class PooledEnv:
                            type(error).__name__, str(error).splitlines()[0][:200] if str(error) else "",
                            self.retries + 1, self._pool.max_retries)
             if self.retries >= self._pool.max_retries:
+                self._broken = True
                 return self._give_up(error)
             self.retries += 1
             if self.retries == 1:
@@ -223,19 +232,26 @@ class EnvPool:
 
     async def acquire(self) -> PooledEnv:
         """Lease an env (waits while all ``size`` are leased). Pair with `release`."""
-        if self._closed:
-            raise RuntimeError("pool is shut down")
         queue = self._queue()
-        if queue.empty() and len(self._slots) + self._creating < self.size:
-            return PooledEnv(self, await self._new_slot())
-        return PooledEnv(self, await queue.get())
+        while True:
+            if self._closed:
+                raise RuntimeError("pool is shut down")
+            if not queue.empty():
+                return PooledEnv(self, queue.get_nowait())
+            if len(self._slots) + self._creating < self.size:
+                return PooledEnv(self, await self._new_slot())
+            try:  # wake on a release, or re-check capacity freed by a discarded actor
+                return PooledEnv(self, await asyncio.wait_for(queue.get(), timeout=1.0))
+            except TimeoutError:
+                continue
 
     async def release(self, env: PooledEnv) -> None:
-        """Give a leased env back."""
+        """Give a leased env back (a crashed one is killed, freeing its place)."""
         slot, env._slot = env._slot, None
         if slot is None:
             return
-        if self._closed or slot not in self._slots:
+        if self._closed or env._broken or slot not in self._slots:
+            self._slots.discard(slot)
             await self._kill(slot)
         else:
             self._queue().put_nowait(slot)

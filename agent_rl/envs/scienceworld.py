@@ -66,10 +66,11 @@ DEFAULT_JVM_OPTS = ("-XX:+UseSerialGC", "-Xss2m")
 def task_name(task: str | int) -> str:
     """Task name from a name or a `TASK_NAMES` index."""
     if isinstance(task, int) or (isinstance(task, str) and task.isdigit()):
-        return TASK_NAMES[int(task)]
-    if task not in TASK_NAMES:
-        raise ValueError(f"unknown ScienceWorld task {task!r}")
-    return task
+        if 0 <= int(task) < len(TASK_NAMES):
+            return TASK_NAMES[int(task)]
+    elif task in TASK_NAMES:
+        return task
+    raise ValueError(f"unknown ScienceWorld task {task!r}; valid: 0-29 or a name in TASK_NAMES")
 
 
 class _Simulator(_UpstreamEnv):
@@ -177,8 +178,7 @@ class ScienceWorldEnv(TextEnv):
         return self.sim._gateway.java_process.pid
 
     def reset(self, spec: dict[str, Any]) -> tuple[str, Info]:
-        name = task_name(spec["task"])
-        variation = int(spec.get("variation", 0))
+        name, variation = self._task_and_variation(spec)
         simplification = spec.get("simplification", self.simplification)
         self.sim.load(name, variation, simplification)
         self.sim.envStepLimit = self.env_step_limit
@@ -227,16 +227,29 @@ class ScienceWorldEnv(TextEnv):
         )
         return obs, float(won), self._done, dict(self._info)
 
+    def _task_and_variation(self, spec: dict[str, Any]) -> tuple[str, int]:
+        name = task_name(spec["task"])
+        variation = int(spec.get("variation", 0))
+        if not 0 <= variation < self.sim.get_max_variations(name):
+            raise ValueError(f"{name} has no variation {variation}")
+        return name, variation
+
     def _admissible(self) -> list[str]:
         return list(self.sim.get_valid_action_object_combinations()) if self.admissible else []
 
     def gold_actions(self, spec: dict[str, Any]) -> list[str]:
         """The simulator's gold action sequence for a spec (loads the task with the gold path)."""
+        name, variation = self._task_and_variation(spec)
         simplification = spec.get("simplification", self.simplification)
-        self.sim.load(task_name(spec["task"]), int(spec.get("variation", 0)), simplification,
-                      generateGoldPath=True)
+        self.sim.load(name, variation, simplification, generateGoldPath=True)
         self._done = True
         return list(self.sim.get_gold_action_sequence())
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never raise from a finaliser
+            pass
 
     def close(self) -> None:
         """Shut the gateway down and make sure the JVM is gone."""

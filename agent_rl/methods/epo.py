@@ -83,6 +83,7 @@ __all__ = [
     "epo_loss",
     "epo_regularizer",
     "hierarchical_mean",
+    "hierarchical_weights",
     "phase_weight",
     "released_phase_weight",
     "smoothing_penalty",
@@ -93,6 +94,33 @@ __all__ = [
 EPO_ALPHA: dict[str, float] = {"sciworld": 0.05, "alfworld": 0.1}
 
 VARIANTS = ("paper", "released")
+
+
+def hierarchical_weights(
+    response_mask: torch.Tensor, traj_id: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    r"""Token weights :math:`w_{j,t,i} = 1 / (B\,T_j\,|\tau_{j,t}|)` on masked tokens, 0 elsewhere.
+
+    ``(w * x).sum()`` is the hierarchical mean of Eqs. 2 and 4; the weights sum to 1 (0 if no token).
+
+    Args:
+        response_mask: ``(rows, T)``.
+        traj_id: ``(rows,)`` integer trajectory ids; each row is one turn of its trajectory.
+        dtype: floating dtype of the result.
+
+    Returns:
+        ``(rows, T)`` weights (no gradient).
+    """
+    turns.check_2d("response_mask", response_mask)
+    turns.check_ids("traj_id", traj_id, response_mask.shape[0])
+    mf = turns.as_bool_mask(response_mask).to(dtype)
+    cnt = mf.sum(-1)  # |tau_{j,t}|
+    v = (cnt > 0).to(dtype)
+    inv, n = turns.compact_ids(traj_id)
+    t_j = torch.zeros(n, dtype=dtype, device=mf.device).index_add(0, inv, v)  # T_j
+    b = (t_j > 0).sum().clamp_min(1).to(dtype)  # B
+    w_row = v / (t_j[inv].clamp_min(1) * cnt.clamp_min(1) * b)
+    return mf * w_row[:, None]
 
 
 def hierarchical_mean(x: torch.Tensor, response_mask: torch.Tensor, traj_id: torch.Tensor) -> torch.Tensor:
@@ -108,14 +136,8 @@ def hierarchical_mean(x: torch.Tensor, response_mask: torch.Tensor, traj_id: tor
     """
     turns.check_2d("x", x)
     turns.check_same_shape("x", x, "response_mask", response_mask)
-    turns.check_ids("traj_id", traj_id, x.shape[0])
-    row_mean, valid = turns.masked_row_mean(x, response_mask)  # (1/|tau_{j,t}|) sum_i x
-    inv, n = turns.compact_ids(traj_id)
-    v = valid.to(row_mean.dtype)
-    t_j = torch.zeros(n, dtype=row_mean.dtype, device=x.device).index_add(0, inv, v)  # T_j
-    w = v / t_j[inv].clamp_min(1)  # 1 / T_j for each valid row
-    b = (t_j > 0).sum().clamp_min(1).to(row_mean.dtype)  # B
-    return (w * row_mean).sum() / b
+    w = hierarchical_weights(response_mask, traj_id, x.dtype)
+    return (torch.where(w > 0, x, 0.0) * w).sum()
 
 
 def token_mean(x: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
@@ -123,7 +145,7 @@ def token_mean(x: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
     turns.check_2d("x", x)
     turns.check_same_shape("x", x, "response_mask", response_mask)
     m = turns.as_bool_mask(response_mask)
-    return torch.where(m, x, 0.0).sum() / m.sum().clamp_min(1).to(x.dtype)
+    return torch.where(m, x, 0.0).sum() / m.to(x.dtype).sum().clamp_min(1)
 
 
 def _reference_tensor(reference: Any, rows: int, like: torch.Tensor) -> torch.Tensor:
@@ -237,32 +259,35 @@ def epo_regularizer(
     if kappa_l > kappa_r:
         raise ValueError(f"kappa_l ({kappa_l}) must be <= kappa_r ({kappa_r})")
     mask = turns.as_bool_mask(response_mask)
-    n_tok = mask.sum().clamp_min(1)
+    mf = mask.to(token_entropy.dtype)
+    n_tok = mf.sum().clamp_min(1)
     zero = token_entropy.new_zeros(())
+    h = torch.where(mask, token_entropy, 0.0)  # padding may hold anything
     if variant == "paper":
-        ent = hierarchical_mean(token_entropy, mask, traj_id)  # L_H, Eq. 2
+        w = hierarchical_weights(mask, traj_id, token_entropy.dtype)
+        ent = (h * w).sum()  # L_H, Eq. 2
         beta = phase_weight(step, total_steps, gamma)
         active = reference is not None
         if active:
-            pen = alpha * smoothing_penalty(token_entropy, reference, kappa_l=kappa_l, kappa_r=kappa_r)
-            smooth = hierarchical_mean(pen, mask, traj_id)  # L_smooth, Eq. 4
-            share = ((pen.detach() > 0) & mask).sum() / n_tok
+            pen = smoothing_penalty(h, reference, kappa_l=kappa_l, kappa_r=kappa_r)
+            smooth = alpha * (pen * w).sum()  # L_smooth, Eq. 4
+            share = torch.where(pen.detach() > 0, mf, 0.0).sum() / n_tok
         else:
             smooth, share = zero, zero
         reg = -entropy_coeff * (ent - beta * smooth)  # Eq. 6 without L_MT
     else:
         if turn is None:
             raise ValueError("variant='released' needs turn (rows,) for its turn >= gate_turn gate")
-        ent = token_mean(token_entropy, mask)
+        ent = h.sum() / n_tok  # token-mean
         beta = released_phase_weight(step)
         active = reference is not None and rows > 0 and bool((turn >= gate_turn).any())
         if active:
             ref = _reference_tensor(reference, rows, token_entropy)
-            h = token_entropy.detach()
-            inside = (h > kappa_l * ref) & (h < kappa_r * ref)  # open corridor, as released
-            const = torch.where(inside, 0.0, alpha * torch.ones_like(h))  # no gradient (difference 1)
-            smooth = token_mean(const, mask)
-            share = ((~inside) & mask).sum() / n_tok
+            hd = h.detach()
+            inside = (hd > kappa_l * ref) & (hd < kappa_r * ref)  # open corridor, as released
+            outside = torch.where(inside, 0.0, mf)
+            smooth = alpha * outside.sum() / n_tok  # constant: no gradient
+            share = outside.sum() / n_tok
         else:
             smooth, share = zero, zero
         reg = -entropy_coeff * (ent - beta * smooth)

@@ -683,7 +683,7 @@ class SpearReplayBuffer:
                 norm_by_std=self.norm_adv_by_std,
                 eps=self.eps,
             )
-            keep = adv > 0
+            keep = adv >= 0
         else:
             adv = old_adv * self.weight_decay
             keep = torch.ones(rewards.shape[0], dtype=torch.bool, device=rewards.device)

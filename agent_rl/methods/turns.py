@@ -196,9 +196,9 @@ def masked_row_mean(x: torch.Tensor, response_mask: torch.Tensor) -> tuple[torch
     check_2d("x", x)
     check_same_shape("x", x, "response_mask", response_mask)
     m = as_bool_mask(response_mask)
-    cnt = m.sum(-1)
     sums = torch.where(m, x, 0.0).sum(-1)
-    return sums / cnt.clamp_min(1).to(sums.dtype), cnt > 0
+    cnt = m.to(sums.dtype).sum(-1)  # float count: exact below 2**24 tokens, faster than a bool reduction
+    return sums / cnt.clamp_min(1), cnt > 0
 
 
 def step_entropy(token_entropy: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
@@ -224,7 +224,7 @@ def batch_token_mean(token_entropy: torch.Tensor, response_mask: torch.Tensor) -
     check_same_shape("token_entropy", token_entropy, "response_mask", response_mask)
     m = as_bool_mask(response_mask)
     total = torch.where(m, token_entropy, 0.0).sum()
-    return total / m.sum().clamp_min(1).to(total.dtype)
+    return total / m.to(total.dtype).sum().clamp_min(1)
 
 
 def per_turn_token_mean(

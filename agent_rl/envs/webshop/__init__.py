@@ -14,9 +14,10 @@ matching), ``nouns`` (title nouns), ``catalog`` (shipped catalog and WebShop's d
 ``world`` (a process-wide loaded world).
 
 Data: by default the shipped catalog ``data/catalog.json`` (generated deterministically by
-``scripts/make_webshop_catalog.py``; ~400 products in WebShop's five categories, synthetic
-goals). ``WebShopEnv(data_dir=...)`` or ``$WEBSHOP_DATA`` loads WebShop's own files instead
-(``items_shuffle[_1000].json``, ``items_ins_v2[_1000].json``, ``items_human_ins.json``).
+``scripts/make_webshop_catalog.py``): 480 products of 40 product types in WebShop's five
+categories, 3,218 synthetic goals (500 test, 1,000 eval, 1,718 train). ``WebShopEnv(data_dir=...)``
+or ``$WEBSHOP_DATA`` loads WebShop's own files instead (``items_shuffle[_1000].json``,
+``items_ins_v2[_1000].json``, ``items_human_ins.json``).
 
 Splits: goals are shuffled with seed 233 as in WebShop; test = goals[0:500], eval (alias dev) =
 goals[500:1500], train = goals[1500:], as WebShop defines them. (verl-agent and EPO instead train
@@ -30,7 +31,7 @@ category), plus ``valid_action``, ``page``, ``goal_index``, ``goal``, and on pur
 
 Differences from WebShop:
 
-- Catalog: our own ~400 generated products, not WebShop's 1.18M (or 1000-product) Amazon
+- Catalog: our own 480 generated products, not WebShop's 1.18M (or 1000-product) Amazon
   scrape, which cannot be downloaded here; WebShop's files load when a user has them.
 - Search: BM25 with ``bm25s`` (Lucene BM25, k1=0.9, b=0.4, Lucene's English stop words, a
   pure-Python Porter stemmer) instead of pyserini/Lucene; same documents, same 50-result cap;

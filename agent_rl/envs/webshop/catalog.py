@@ -76,7 +76,7 @@ def parse_options(customization: Any) -> dict[str, list[str]]:
     if not isinstance(customization, dict):
         return options
     for name, contents in customization.items():
-        if not contents:
+        if contents is None:
             continue
         values = []
         for content in contents:
@@ -120,10 +120,10 @@ def build_products(
         products.append(
             Product(
                 asin=asin,
-                title=str(p.get("name", "")),
-                query=str(p.get("query", "")).lower().strip(),
-                category=str(p.get("category", "")),
-                product_category=str(p.get("product_category", "")),
+                title=str(p.get("name") or ""),
+                query=str(p.get("query") or "").lower().strip(),
+                category=str(p.get("category") or ""),
+                product_category=str(p.get("product_category") or ""),
                 description=str(p.get("full_description") or ""),
                 bullets=[str(b) for b in bullets],
                 options=parse_options(p.get("customization_options")),

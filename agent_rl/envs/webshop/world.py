@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,7 +33,7 @@ class World:
     prices: dict[str, float]
     engine: SearchEngine
     goals: list[Goal]
-    nouns: object  # Callable[[str], tuple[str, ...]]
+    nouns: Callable[[str], tuple[str, ...]]
 
     def split(self, name: str) -> range:
         """Absolute goal indices of a split."""

@@ -1,0 +1,132 @@
+"""The Ray env pool: reuse, crash recovery by replay, failure reporting, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from agent_rl.envs.alfworld import SHIPPED_GAMES, list_games
+from agent_rl.envs.pool import EnvPool
+
+pytestmark = pytest.mark.env
+
+GAMES = list_games(str(SHIPPED_GAMES), "train")
+
+
+def expert_plan(task_id: int) -> list[str]:
+    return json.loads(Path(GAMES[task_id]).read_text())["walkthrough"]
+
+
+def gone(pid: int, timeout_s: float = 10.0) -> bool:
+    """True once ``pid`` has exited (a zombie counts as exited)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+async def play(env, spec, actions, kill=None, kill_at: int = -1):
+    """Run ``actions``; before action ``kill_at`` call ``kill(pids)`` to crash the env."""
+    obs, info = await env.reset(spec)
+    for i, action in enumerate(actions):
+        if i == kill_at:
+            kill(await env.pids())
+        obs, reward, done, info = await env.step(action)
+        if done:
+            break
+    return info
+
+
+def test_alfworld_actors_are_reused_and_episodes_run_concurrently(ray_local):
+    async def main():
+        pool = EnvPool("alfworld", size=2)
+
+        async def episode(task_id):
+            async with pool.lease() as env:
+                return await play(env, {"split": "train", "task_id": task_id}, expert_plan(task_id))
+
+        infos = await asyncio.gather(*(episode(i) for i in range(6)))
+        stats = pool.stats()
+        await pool.shutdown()
+        return infos, stats
+
+    infos, stats = asyncio.run(main())
+    assert all(info["won"] for info in infos)
+    assert sorted(info["task_type"] for info in infos) == sorted({i["task_type"] for i in infos})
+    assert stats["actors"] == 2 and stats["resets"] == 6 and stats["crashes"] == 0
+
+
+def test_killed_actor_mid_episode_is_replaced_and_episode_completes(ray_local):
+    async def main():
+        pool = EnvPool("alfworld", size=1)
+        async with pool.lease() as env:
+            first = (await env.pids())["actor"]
+            info = await play(env, {"split": "train", "task_id": 5}, expert_plan(5),
+                              kill=lambda pids: os.kill(pids["actor"], signal.SIGKILL), kill_at=4)
+            second = (await env.pids())["actor"]
+        stats = pool.stats()
+        await pool.shutdown()
+        return info, stats, first, second
+
+    info, stats, first, second = asyncio.run(main())
+    assert info["won"] and first != second
+    assert stats["crashes"] == 1 and stats["actor_restarts"] == 1 and stats["episodes_retried"] == 1
+    assert stats["episodes_failed"] == 0 and gone(second)
+
+
+def test_killed_jvm_mid_episode_is_replaced_and_gold_path_wins(ray_local):
+    from agent_rl.envs.scienceworld import ScienceWorldEnv
+
+    spec = {"task": "find-living-thing", "variation": 0}
+    probe = ScienceWorldEnv()
+    gold = probe.gold_actions(spec)
+    probe.close()
+
+    async def main():
+        pool = EnvPool("scienceworld", size=1)
+        async with pool.lease() as env:
+            await env.reset(spec)
+            jvm = (await env.pids())["jvm"]
+            info = await play(env, spec, gold, kill=lambda pids: os.kill(pids["jvm"], signal.SIGKILL),
+                              kill_at=len(gold) // 2)
+            pids = await env.pids()
+        stats = pool.stats()
+        await pool.shutdown()
+        return info, stats, jvm, pids
+
+    info, stats, old_jvm, pids = asyncio.run(main())
+    assert info["won"] and old_jvm != pids["jvm"]
+    assert stats["crashes"] == 1 and stats["actor_restarts"] == 1 and stats["episodes_failed"] == 0
+    assert gone(pids["jvm"]) and gone(pids["actor"]), "shutdown must leave no JVM or actor behind"
+
+
+def test_exhausted_retries_report_failure_without_raising(ray_local):
+    async def main():
+        pool = EnvPool("alfworld", size=1, max_retries=0)
+        async with pool.lease() as env:
+            await env.reset({"task_id": 0})
+            os.kill((await env.pids())["actor"], signal.SIGKILL)
+            step = await env.step("look")
+            after = await env.step("look")
+            bad_spec = await env.reset({"split": "no-such-split"})
+        stats = pool.stats()
+        await pool.shutdown()
+        return step, after, bad_spec, stats
+
+    (obs, reward, done, info), after, (_, bad_info), stats = asyncio.run(main())
+    assert done and reward == 0.0 and info["env_failed"] and not info["won"]
+    assert after[2] and after[3]["env_failed"]
+    assert bad_info["env_failed"] and "no-such-split" in bad_info["error"]
+    assert stats["episodes_failed"] == 2 and stats["spec_errors"] == 1 and stats["crashes"] == 1

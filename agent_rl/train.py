@@ -21,6 +21,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("env", "algo", "method", "model", "logger", "cluster")
+# The environment as the user launched us: per-run variables are derived from it afresh for each job of a
+# multirun, never from what an earlier job of the same process set.
+_LAUNCH_ENV = dict(os.environ)
 
 
 class ConfigError(ValueError):
@@ -86,8 +89,8 @@ def _runtime_env_vars(cfg: DictConfig) -> dict[str, str]:
 def _setup_wandb(cfg: DictConfig, out_dir: Path) -> str | None:
     if "wandb" not in cfg.trainer.logger:
         return None
-    os.environ.setdefault("WANDB_DIR", str(out_dir))
-    if not os.environ.get("WANDB_API_KEY") and "WANDB_MODE" not in os.environ:
+    os.environ["WANDB_DIR"] = _LAUNCH_ENV.get("WANDB_DIR", str(out_dir))
+    if not _LAUNCH_ENV.get("WANDB_API_KEY") and "WANDB_MODE" not in _LAUNCH_ENV:
         os.environ["WANDB_MODE"] = "offline"
         print("[agent_rl] W&B: offline (no WANDB_API_KEY); `wandb sync` uploads the run folder later.")
     return os.environ.get("WANDB_MODE", "online")
@@ -119,19 +122,28 @@ def prepare(cfg: DictConfig, out_dir: Path) -> None:
             cfg.ray_kwargs.ray_init._temp_dir = os.environ["RAY_TMPDIR"]
 
 
-def run(cfg: DictConfig) -> None:
-    """Resolve the config in the driver (Hydra's resolvers exist only here) and run verl's PPO loop."""
-    from verl.trainer.main_ppo import run_ppo
+def validate(cfg: DictConfig) -> None:
+    """Resolve the config in the driver (Hydra's resolvers exist only here) and run verl's own checks."""
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
     from verl.utils.device import auto_set_device
 
-    from agent_rl.runner import TaskRunner
-
     OmegaConf.resolve(cfg)
     auto_set_device(cfg)
     validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
-    run_ppo(cfg, task_runner_class=TaskRunner)
+
+
+def run(cfg: DictConfig) -> None:
+    """Run verl's PPO loop with our TaskRunner; one Ray session per run, so multirun jobs stay apart."""
+    import ray
+    from verl.trainer.main_ppo import run_ppo
+
+    from agent_rl.runner import TaskRunner
+
+    try:
+        run_ppo(cfg, task_runner_class=TaskRunner)
+    finally:
+        ray.shutdown()
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
@@ -146,6 +158,11 @@ def main(cfg: DictConfig) -> None:
         print(f"agent-rl: {err}", file=sys.stderr)
         sys.exit(2)
     prepare(cfg, out_dir)
+    validate(cfg)
+    if cfg.dry_run:
+        print(f"[agent_rl] dry run {cfg.run_name}: config valid, model and data ready; resolved config in {out_dir}")
+        OmegaConf.save(cfg, out_dir / "resolved_config.yaml")
+        return
     print(f"[agent_rl] run {cfg.run_name}: outputs in {out_dir}")
     run(cfg)
     print(f"[agent_rl] done: config and logs in {out_dir}; checkpoints in {cfg.trainer.default_local_dir}")

@@ -129,6 +129,8 @@ class ALFWorldEnv(TextEnv):
 
     # -- episode -----------------------------------------------------------------------------
     def reset(self, spec: dict[str, Any]) -> tuple[str, Info]:
+        if spec.get("name", self.name) != self.name:
+            raise ValueError(f"spec is for {spec.get('name')!r}, not {self.name}")
         gamefile = self.resolve(spec)
         if gamefile != self._loaded:
             self._env.load(gamefile)

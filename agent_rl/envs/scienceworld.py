@@ -60,7 +60,7 @@ L2_HELD_OUT = (
     "lifespan-longest-lived-then-shortest-lived", "measure-melting-point-unknown-substance",
     "mendelian-genetics-unknown-plant", "test-conductivity-of-unknown-substances",
 )
-DEFAULT_JVM_OPTS = ("-XX:+UseSerialGC", "-Xss2m")
+DEFAULT_JVM_OPTS = ("-XX:+UseSerialGC",)
 
 
 def task_name(task: str | int) -> str:
@@ -178,6 +178,8 @@ class ScienceWorldEnv(TextEnv):
         return self.sim._gateway.java_process.pid
 
     def reset(self, spec: dict[str, Any]) -> tuple[str, Info]:
+        if spec.get("name", self.name) != self.name:
+            raise ValueError(f"spec is for {spec.get('name')!r}, not {self.name}")
         name, variation = self._task_and_variation(spec)
         simplification = spec.get("simplification", self.simplification)
         self.sim.load(name, variation, simplification)
@@ -190,8 +192,8 @@ class ScienceWorldEnv(TextEnv):
             "task_type": name,
             "variation": variation,
             "admissible_actions": self._admissible(),
-            "action_templates": self.sim.get_possible_actions(),
-            "objects": self.sim.get_possible_objects(),
+            "action_templates": list(self.sim.get_possible_actions()),
+            "objects": list(self.sim.get_possible_objects()),
             "won": False,
             "score": 0.0,
             "raw_score": 0,
@@ -217,6 +219,7 @@ class ScienceWorldEnv(TextEnv):
         self._done = won or failed or truncated
         self._info.update(
             admissible_actions=self._admissible(),
+            objects=list(self.sim.get_possible_objects()),
             won=won,
             failed=failed,
             score=max(raw_score, 0) / 100.0,

@@ -1,4 +1,4 @@
-r"""EMPG: Entropy-Modulated Policy Gradients (Wang et al., ByteDance Seed; arXiv 2509.09265).
+r"""EMPG: Entropy-Modulated Policy Gradients (ByteDance Seed; arXiv 2509.09265).
 
 An advantage post-processor applied after a trajectory-level estimator (GRPO/DAPO). Each environment step
 :math:`(i, t)` (one row) gets its step entropy :math:`H_{i,t}` (mean token entropy over that step's
@@ -32,7 +32,7 @@ fixed to 1"; ARLArena Table S1 also uses 1.0). :math:`\zeta`: **the EMPG paper's
 EMPG. Another third-party implementation defaults to 0.1.
 
 References:
-    - Wang et al., "Harnessing Uncertainty: Entropy-Modulated Policy Gradients for Long-Horizon LLM
+    - "Harnessing Uncertainty: Entropy-Modulated Policy Gradients for Long-Horizon LLM
       Agents", arXiv 2509.09265 (2025).
     - ARLArena, arXiv 2602.21534, App. A.3.2 (Eqs. S20-S23), code ``recipe/*/ppo/core_algos.py``.
 

@@ -50,6 +50,10 @@ paper's Tables 2-3 label "λk", which matches the code's ``entropy_smooth_out_ra
        smoothing, so "PPO + EPO" there ran PPO + entropy bonus.
     6. Aggregation is verl's ``token-mean`` over the micro-batch for both terms, not the hierarchical mean.
 
+    Also seen in that code, not reproduced: the per-turn means are taken over every environment of the
+    batch, finished ones included; and with an empty history ``generate_entropy_penalty`` returns one
+    tensor where its caller unpacks two (unreachable, since the trainer appends before updating).
+
 References:
     - Xu et al., "EPO: Entropy-regularized Policy Optimization for LLM Agents Reinforcement Learning",
       arXiv 2509.22576 (v2, Feb 2026), §4, Alg. 1, App. B.1.4 Tables 2-3, App. C.
@@ -113,14 +117,19 @@ def hierarchical_weights(
     """
     turns.check_2d("response_mask", response_mask)
     turns.check_ids("traj_id", traj_id, response_mask.shape[0])
-    mf = turns.as_bool_mask(response_mask).to(dtype)
+    return _weights_from_float_mask(turns.as_bool_mask(response_mask).to(dtype), traj_id)[0]
+
+
+def _weights_from_float_mask(mf: torch.Tensor, traj_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hierarchical token weights from a 0/1 float mask, and the per-row token counts."""
+    dtype = mf.dtype
     cnt = mf.sum(-1)  # |tau_{j,t}|
     v = (cnt > 0).to(dtype)
     inv, n = turns.compact_ids(traj_id)
     t_j = torch.zeros(n, dtype=dtype, device=mf.device).index_add(0, inv, v)  # T_j
     b = (t_j > 0).sum().clamp_min(1).to(dtype)  # B
     w_row = v / (t_j[inv].clamp_min(1) * cnt.clamp_min(1) * b)
-    return mf * w_row[:, None]
+    return mf * w_row[:, None], cnt
 
 
 def hierarchical_mean(x: torch.Tensor, response_mask: torch.Tensor, traj_id: torch.Tensor) -> torch.Tensor:
@@ -260,24 +269,25 @@ def epo_regularizer(
         raise ValueError(f"kappa_l ({kappa_l}) must be <= kappa_r ({kappa_r})")
     mask = turns.as_bool_mask(response_mask)
     mf = mask.to(token_entropy.dtype)
-    n_tok = mf.sum().clamp_min(1)
     zero = token_entropy.new_zeros(())
     h = torch.where(mask, token_entropy, 0.0)  # padding may hold anything
     if variant == "paper":
-        w = hierarchical_weights(mask, traj_id, token_entropy.dtype)
+        w, cnt = _weights_from_float_mask(mf, traj_id)
+        n_tok = cnt.sum().clamp_min(1)
         ent = (h * w).sum()  # L_H, Eq. 2
         beta = phase_weight(step, total_steps, gamma)
         active = reference is not None
         if active:
-            pen = smoothing_penalty(h, reference, kappa_l=kappa_l, kappa_r=kappa_r)
-            smooth = alpha * (pen * w).sum()  # L_smooth, Eq. 4
-            share = torch.where(pen.detach() > 0, mf, 0.0).sum() / n_tok
+            pw = smoothing_penalty(h, reference, kappa_l=kappa_l, kappa_r=kappa_r) * w  # w > 0 on every token
+            smooth = alpha * pw.sum()  # L_smooth, Eq. 4
+            share = torch.count_nonzero(pw.detach()).to(h.dtype) / n_tok
         else:
             smooth, share = zero, zero
         reg = -entropy_coeff * (ent - beta * smooth)  # Eq. 6 without L_MT
     else:
         if turn is None:
             raise ValueError("variant='released' needs turn (rows,) for its turn >= gate_turn gate")
+        n_tok = mf.sum().clamp_min(1)
         ent = h.sum() / n_tok  # token-mean
         beta = released_phase_weight(step)
         active = reference is not None and rows > 0 and bool((turn >= gate_turn).any())

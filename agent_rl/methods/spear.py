@@ -42,7 +42,7 @@ References:
       (``compute_policy_loss_clip_cov``), ``.../workers/actor/dp_actor.py`` (replay weight),
       ``agent_system/reward_manager/episode.py`` (tool-call reward, response filters),
       ``.../ray_trainer.py::_filter_rollout`` (group filter).
-    - Cui et al., "The Entropy Mechanism of Reinforcement Learning for Reasoning Language Models"
+    - "The Entropy Mechanism of Reinforcement Learning for Reasoning Language Models"
       (Clip-Cov), arXiv 2505.22617.
 
 Deviations (choices the paper leaves open; we follow the released code unless listed):

@@ -47,17 +47,23 @@ def test_failure_is_done_not_won(env):
     assert info["raw_score"] < 0 and info["score"] == 0.0
 
 
-def test_move_limit_with_partial_score_is_not_a_win():
+def test_move_limit_with_partial_score_is_not_a_win(env):
     """EPO's quirk (done and score > 0 counted as won) must not happen here."""
-    env = ScienceWorldEnv(env_step_limit=10)
+    env.env_step_limit = 10
     try:
         spec = {"task": "boil", "variation": 0}
         _, reward, done, info = play(env, spec, env.gold_actions(spec))
         assert done and info["truncated"] and 0 < info["raw_score"] < 100
         assert not info["won"] and reward == 0.0
     finally:
-        pid = env.jvm_pid
-        env.close()
+        env.env_step_limit = 100
+
+
+def test_close_ends_the_jvm():
+    env = ScienceWorldEnv(jvm_heap_mb=128)
+    pid = env.jvm_pid
+    assert psutil.Process(pid).name() == "java"
+    env.close()
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 

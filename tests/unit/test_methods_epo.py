@@ -95,6 +95,19 @@ def test_regularizer_paper_by_hand():
 SIZES = [(0, 3, 4, 5), (1, 8, 6, 8), (2, 1, 1, 3), (3, 12, 3, 12)]
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hierarchical_weights_sum_to_one_on_masked_tokens(seed):
+    b = make_rows(seed, 6, 5, 7)
+    w = epo.hierarchical_weights(b["mask"].float(), b["traj_id"], torch.float64)
+    assert w.dtype == torch.float64
+    assert float(w.sum()) == pytest.approx(1.0)
+    assert torch.equal(w > 0, b["mask"])
+    x = b["ent"].detach().double()
+    assert float((w * x).sum()) == pytest.approx(float(epo.hierarchical_mean(x, b["mask"], b["traj_id"])))
+    empty = epo.hierarchical_weights(torch.zeros(3, 2), torch.arange(3), torch.float32)
+    assert torch.equal(empty, torch.zeros(3, 2))
+
+
 @pytest.mark.parametrize("seed,n_traj,max_turns,t", SIZES)
 @pytest.mark.parametrize("per_row_ref", [False, True])
 def test_paper_matches_loop_value_and_gradient(seed, n_traj, max_turns, t, per_row_ref):

@@ -1,0 +1,157 @@
+"""Turn a model response into the action sent to the environment, the way verl-agent does.
+
+Pure Python, no verl import. ``parse_action(text, env_name)`` never raises on any input text (any
+string, ``None``, bytes, other objects) and runs in linear time: literal tag searches with
+precompiled patterns, no backtracking regex over the response.
+
+Faithful to verl-agent / EPO (``agent_system/environments/env_package/{alfworld,webshop,sciworld}/
+projection.py``; ``methods.md`` §1.1, ``environments.md`` §4):
+
+- ALFWorld and WebShop lower-case the whole response before looking for the action tags, so the
+  action tags match in any case (``<ACTION>``) and the action is lower-cased; ScienceWorld keeps
+  the case of the response (EPO's ``sciworld_projection`` does not lower-case), so its action tags
+  must be lower-case. Think tags are case-sensitive everywhere, as in verl-agent. See
+  `ENV_PARSE_DEFAULTS` (``lowercase``).
+- The action is the text between the first ``<action>`` and the ``</action>`` that closes it,
+  stripped of surrounding whitespace. Nested or repeated tags are not interpreted: for
+  ``<action><action>x</action>`` the action is ``<action>x``, as in verl-agent.
+- The step is invalid if the action tags are missing, if the ``<think>`` tags are missing, or if
+  the response contains a Chinese character (verl-agent's range ``[\\u4e00-\\u9fff]``, CJK Unified
+  Ideographs, checked on the raw response).
+- Missing action tags: the environment receives the last 30 (ALFWorld) / 20 (WebShop,
+  ScienceWorld) characters of the response, as verl-agent sends them (lower-cased where the env
+  lower-cases). This is kept as the default because it changes what the environment does: such a
+  tail can itself be an executable command (``... click[buy now]`` on WebShop), which verl-agent
+  executes (and penalises as invalid). ``fallback_chars=0`` sends an empty action instead (a
+  no-op in all three environments); any other value sets the tail length.
+
+Validity is decided by the first failing check, in this order (the ``reason`` field):
+``not_a_string``, ``missing_action_tags``, ``empty_action``, ``missing_think_tags``,
+``empty_think``, ``chinese_characters``; a valid step has reason ``ok``.
+
+Deviations from verl-agent. Every one makes validity stricter, never more lenient: a step we
+call valid is valid for verl-agent too, with the same action (the tests check this on fuzzed
+input). The action text sent to the environment is verl-agent's except in the first case:
+
+- ``</action>`` before ``<action>`` (``</action> ... <action>``): verl-agent slices from the
+  first ``<action>`` to the first ``</action>`` anywhere, gets an empty action and marks the step
+  *valid*. Here the closing tag must follow the opening one; otherwise the tags count as missing
+  (invalid, tail fallback).
+- An empty action (``<action>  </action>``) is invalid (``empty_action``); verl-agent sends ``""``
+  and marks the step valid. We also send ``""``.
+- ``<think>`` must come before a ``</think>`` and enclose some non-whitespace text; verl-agent
+  only checks that both tags occur somewhere (``</think> <think>`` or ``<think></think>`` pass).
+- Non-string input (``None``, numbers) gives an invalid empty action (``not_a_string``); bytes
+  are decoded as UTF-8 with replacement. verl-agent would raise.
+- Action tags are found with an ASCII-case-insensitive search on the response itself, and the
+  tail fallback takes the last N characters and then lower-cases them; verl-agent lower-cases the
+  whole response first. They differ only for the few characters whose lower case has a different
+  length (e.g. ``İ``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+OK = "ok"
+NOT_A_STRING = "not_a_string"
+MISSING_ACTION_TAGS = "missing_action_tags"
+EMPTY_ACTION = "empty_action"
+MISSING_THINK_TAGS = "missing_think_tags"
+EMPTY_THINK = "empty_think"
+CHINESE_CHARACTERS = "chinese_characters"
+REASONS = (OK, NOT_A_STRING, MISSING_ACTION_TAGS, EMPTY_ACTION, MISSING_THINK_TAGS, EMPTY_THINK,
+           CHINESE_CHARACTERS)
+
+_NOCASE = re.IGNORECASE | re.ASCII
+_ACTION_OPEN = re.compile(re.escape("<action>"))
+_ACTION_CLOSE = re.compile(re.escape("</action>"))
+_ACTION_OPEN_NOCASE = re.compile(re.escape("<action>"), _NOCASE)
+_ACTION_CLOSE_NOCASE = re.compile(re.escape("</action>"), _NOCASE)
+_THINK_OPEN = re.compile(re.escape("<think>"))
+_THINK_CLOSE = re.compile(re.escape("</think>"))
+_NON_SPACE = re.compile(r"\S")
+_CHINESE = re.compile("[\u4e00-\u9fff]")  # verl-agent's check, verbatim
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAction:
+    """The action to send to the environment, whether the step is well-formed, and why not."""
+
+    action: str
+    valid: bool
+    reason: str = OK
+
+
+@dataclass(frozen=True, slots=True)
+class ParseDefaults:
+    """Per-environment parsing conventions of verl-agent / EPO."""
+
+    fallback_chars: int  # characters of the response's tail sent when the action tags are missing
+    lowercase: bool  # lower-case the action (and the fallback tail)
+
+
+ENV_PARSE_DEFAULTS: dict[str, ParseDefaults] = {
+    "alfworld": ParseDefaults(fallback_chars=30, lowercase=True),  # alfworld_projection: [-30:]
+    "webshop": ParseDefaults(fallback_chars=20, lowercase=True),  # webshop_projection: [-20:]
+    "scienceworld": ParseDefaults(fallback_chars=20, lowercase=False),  # sciworld_projection: [-20:]
+}
+_ALIASES = {"sciworld": "scienceworld"}
+
+
+def env_parse_defaults(env_name: str) -> ParseDefaults:
+    """The parsing conventions for ``env_name``; ValueError listing the valid names if unknown."""
+    name = _ALIASES.get(env_name, env_name)
+    try:
+        return ENV_PARSE_DEFAULTS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown environment {env_name!r}; valid: {', '.join(sorted(ENV_PARSE_DEFAULTS))}") from None
+
+
+def parse_action(text: object, env_name: str = "alfworld", *, fallback_chars: int | None = None,
+                 lowercase: bool | None = None) -> ParsedAction:
+    """Parse one response into `ParsedAction`; never raises on ``text``.
+
+    Args:
+        text: the decoded model response.
+        env_name: ``alfworld``, ``webshop`` or ``scienceworld`` (alias ``sciworld``); selects the
+            defaults in `ENV_PARSE_DEFAULTS`. An unknown name raises ValueError (a config error).
+        fallback_chars: override the tail length sent when the action tags are missing; 0 sends
+            an empty action.
+        lowercase: override whether the response is lower-cased (action tags matched in any case,
+            action lower-cased).
+    """
+    defaults = env_parse_defaults(env_name)
+    tail = defaults.fallback_chars if fallback_chars is None else max(0, int(fallback_chars))
+    lower = defaults.lowercase if lowercase is None else bool(lowercase)
+
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        return ParsedAction("", False, NOT_A_STRING)
+
+    opener, closer = (_ACTION_OPEN_NOCASE, _ACTION_CLOSE_NOCASE) if lower else (_ACTION_OPEN, _ACTION_CLOSE)
+    open_tag = opener.search(text)
+    close_tag = closer.search(text, open_tag.end()) if open_tag else None
+    if open_tag is None or close_tag is None:
+        fallback = text[-tail:] if tail > 0 else ""
+        return ParsedAction(fallback.lower() if lower else fallback, False, MISSING_ACTION_TAGS)
+
+    action = text[open_tag.end():close_tag.start()].strip()
+    if lower:
+        action = action.lower()
+    if not action:
+        return ParsedAction(action, False, EMPTY_ACTION)
+
+    think_open = _THINK_OPEN.search(text)
+    think_close = _THINK_CLOSE.search(text, think_open.end()) if think_open else None
+    if think_open is None or think_close is None:
+        return ParsedAction(action, False, MISSING_THINK_TAGS)
+    if _NON_SPACE.search(text, think_open.end(), think_close.start()) is None:
+        return ParsedAction(action, False, EMPTY_THINK)
+
+    if _CHINESE.search(text) is not None:
+        return ParsedAction(action, False, CHINESE_CHARACTERS)
+    return ParsedAction(action, True, OK)

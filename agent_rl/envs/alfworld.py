@@ -83,6 +83,13 @@ def task_type_of(gamefile: str | Path) -> str:
 class ALFWorldEnv(TextEnv):
     """One ALFWorld game at a time in the real TextWorld engine.
 
+    The first observation is ALFWorld's intro (room description and "Your task is to: ...").
+    Actions are matched to the admissible commands after lower-casing and collapsing spaces;
+    anything else gives "Nothing happens." Reward is 1.0 on the winning step, else 0.0.
+    ``info``: ``task``, ``task_type`` (ALFWorld's type name, e.g. ``pick_and_place_simple``),
+    ``gamefile``, ``admissible_actions`` (as ALFWorld lists them, "help" included), ``won``,
+    ``score`` (1.0 once won), ``steps``, ``truncated``.
+
     Args:
         data_dir: folder of games (see module docstring); default `default_data_dir()`.
         max_steps: actions per episode before it is cut (``done``, ``truncated``);
@@ -147,6 +154,7 @@ class ALFWorldEnv(TextEnv):
             "admissible_actions": list(state["admissible_commands"]),
             "won": False,
             "score": 0.0,
+            "steps": 0,
             "truncated": False,
         }
         return obs, dict(self._info)

@@ -147,6 +147,12 @@ def epo_split(level: str, part: str) -> list[dict[str, Any]]:
 class ScienceWorldEnv(TextEnv):
     """One ScienceWorld JVM, reused across episodes.
 
+    The first observation is the simulator's "look around". Reward is 1.0 on the step the
+    task is won, else 0.0. ``info``: ``task`` (description), ``task_type`` (task name),
+    ``variation``, ``admissible_actions`` (valid action-object combinations), ``objects``,
+    ``action_templates`` (from reset), ``won``, ``failed``, ``score`` (progress in [0, 1]),
+    ``raw_score`` (-100..100), ``moves`` (simulator clock), ``steps``, ``truncated``.
+
     Args:
         simplification: simulator simplifications; "easy" (EPO's preset) is teleport, open doors,
             self-watering pots and no electrical actions (kept for the electrical tasks).
@@ -195,9 +201,11 @@ class ScienceWorldEnv(TextEnv):
             "action_templates": list(self.sim.get_possible_actions()),
             "objects": list(self.sim.get_possible_objects()),
             "won": False,
+            "failed": False,
             "score": 0.0,
             "raw_score": 0,
             "moves": 0,
+            "steps": 0,
             "truncated": False,
         }
         return obs, dict(self._info)

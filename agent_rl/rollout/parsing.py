@@ -12,31 +12,30 @@ projection.py``; ``methods.md`` §1.1, ``environments.md`` §4):
   the case of the response (EPO's ``sciworld_projection`` does not lower-case), so its action tags
   must be lower-case. Think tags are case-sensitive everywhere, as in verl-agent. See
   `ENV_PARSE_DEFAULTS` (``lowercase``).
-- The action is the text between the first ``<action>`` and the ``</action>`` that closes it,
-  stripped of surrounding whitespace. Nested or repeated tags are not interpreted: for
+- The action is the text between the first ``<action>`` and the first ``</action>``, stripped of
+  surrounding whitespace. Nested or repeated tags are not interpreted: for
   ``<action><action>x</action>`` the action is ``<action>x``, as in verl-agent.
 - The step is invalid if the action tags are missing, if the ``<think>`` tags are missing, or if
   the response contains a Chinese character (verl-agent's range ``[\\u4e00-\\u9fff]``, CJK Unified
   Ideographs, checked on the raw response).
 - Missing action tags: the environment receives the last 30 (ALFWorld) / 20 (WebShop,
-  ScienceWorld) characters of the response, as verl-agent sends them (lower-cased where the env
-  lower-cases). This is kept as the default because it changes what the environment does: such a
-  tail can itself be an executable command (``... click[buy now]`` on WebShop), which verl-agent
-  executes (and penalises as invalid). ``fallback_chars=0`` sends an empty action instead (a
-  no-op in all three environments); any other value sets the tail length.
+  ScienceWorld) characters of the response (lower-cased where the env lower-cases), as verl-agent
+  sends them. This is the default, for faithfulness: what the env receives changes the episode,
+  since such a tail can itself be an executable command (``... click[buy now]`` on WebShop), which
+  verl-agent executes while penalising the step as invalid. ``fallback_chars=0`` sends an empty
+  action instead (a no-op in all three of our envs); another value sets the tail length.
 
 Validity is decided by the first failing check, in this order (the ``reason`` field):
-``not_a_string``, ``missing_action_tags``, ``empty_action``, ``missing_think_tags``,
-``empty_think``, ``chinese_characters``; a valid step has reason ``ok``.
+``not_a_string``, ``missing_action_tags``, ``misordered_action_tags``, ``empty_action``,
+``missing_think_tags``, ``empty_think``, ``chinese_characters``; a valid step has reason ``ok``.
 
-Deviations from verl-agent. Every one makes validity stricter, never more lenient: a step we
-call valid is valid for verl-agent too, with the same action (the tests check this on fuzzed
-input). The action text sent to the environment is verl-agent's except in the first case:
+Deviations from verl-agent. The action sent to the environment is always verl-agent's (for
+string input), and every deviation makes validity stricter, never more lenient: a step we call
+valid is valid for verl-agent too (the tests check both on fuzzed input).
 
-- ``</action>`` before ``<action>`` (``</action> ... <action>``): verl-agent slices from the
-  first ``<action>`` to the first ``</action>`` anywhere, gets an empty action and marks the step
-  *valid*. Here the closing tag must follow the opening one; otherwise the tags count as missing
-  (invalid, tail fallback).
+- The first ``</action>`` before the first ``<action>`` (``</action> ... <action>x</action>``):
+  verl-agent slices between them, gets ``""`` and marks the step valid. We send the same ``""``
+  but mark the step invalid (``misordered_action_tags``).
 - An empty action (``<action>  </action>``) is invalid (``empty_action``); verl-agent sends ``""``
   and marks the step valid. We also send ``""``.
 - ``<think>`` must come before a ``</think>`` and enclose some non-whitespace text; verl-agent
@@ -57,12 +56,13 @@ from dataclasses import dataclass
 OK = "ok"
 NOT_A_STRING = "not_a_string"
 MISSING_ACTION_TAGS = "missing_action_tags"
+MISORDERED_ACTION_TAGS = "misordered_action_tags"
 EMPTY_ACTION = "empty_action"
 MISSING_THINK_TAGS = "missing_think_tags"
 EMPTY_THINK = "empty_think"
 CHINESE_CHARACTERS = "chinese_characters"
-REASONS = (OK, NOT_A_STRING, MISSING_ACTION_TAGS, EMPTY_ACTION, MISSING_THINK_TAGS, EMPTY_THINK,
-           CHINESE_CHARACTERS)
+REASONS = (OK, NOT_A_STRING, MISSING_ACTION_TAGS, MISORDERED_ACTION_TAGS, EMPTY_ACTION, MISSING_THINK_TAGS,
+           EMPTY_THINK, CHINESE_CHARACTERS)
 
 _NOCASE = re.IGNORECASE | re.ASCII
 _ACTION_OPEN = re.compile(re.escape("<action>"))
@@ -132,12 +132,17 @@ def parse_action(text: object, env_name: str = "alfworld", *, fallback_chars: in
     if not isinstance(text, str):
         return ParsedAction("", False, NOT_A_STRING)
 
-    opener, closer = (_ACTION_OPEN_NOCASE, _ACTION_CLOSE_NOCASE) if lower else (_ACTION_OPEN, _ACTION_CLOSE)
+    if lower:
+        opener, closer = _ACTION_OPEN_NOCASE, _ACTION_CLOSE_NOCASE
+    else:
+        opener, closer = _ACTION_OPEN, _ACTION_CLOSE
     open_tag = opener.search(text)
-    close_tag = closer.search(text, open_tag.end()) if open_tag else None
+    close_tag = closer.search(text) if open_tag else None
     if open_tag is None or close_tag is None:
         fallback = text[-tail:] if tail > 0 else ""
         return ParsedAction(fallback.lower() if lower else fallback, False, MISSING_ACTION_TAGS)
+    if close_tag.start() < open_tag.end():
+        return ParsedAction("", False, MISORDERED_ACTION_TAGS)
 
     action = text[open_tag.end():close_tag.start()].strip()
     if lower:

@@ -18,7 +18,7 @@ Inputs:
 Faithful to EPO's ``agent_system/environments/prompts/{alfworld,webshop,sciworld}.py`` and
 ``env_manager.py`` (``build_text_obs``), HEAD ``5b6fa98`` (verl-agent's, with EPO's ScienceWorld):
 
-- Template text verbatim, including its typos ("observaitons"), the non-breaking hyphen in
+- Template text verbatim, including its typos ("observaitons" in ALFWorld), the non-breaking hyphen in
   "e\u2011commerce", trailing spaces and the leading/trailing newline of the content.
 - The first step (``step == 0``), or ``history_length <= 0``, uses the no-history template. The
   ALFWorld no-history template has no task line (the first ALFWorld observation carries the task).

@@ -114,6 +114,9 @@ def prepare(cfg: DictConfig, out_dir: Path) -> None:
             os.environ["VERL_FILE_LOGGER_PATH"] = str(out_dir / "metrics.jsonl")
         env_vars = _runtime_env_vars(cfg)
         os.environ.update(env_vars)
+        if cfg.cluster.platform == "cpu":
+            # verl (imported by Hydra for its config) loaded our plugin before VERL_PLATFORM was set.
+            importlib.import_module("agent_rl.platform.cpu")
         runtime_env = cfg.ray_kwargs.ray_init.setdefault("runtime_env", {})
         existing = runtime_env.get("env_vars")
         existing = OmegaConf.to_container(existing, resolve=True) if existing is not None else {}

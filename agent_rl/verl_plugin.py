@@ -12,6 +12,8 @@ does not catch.
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 import traceback
 
@@ -21,10 +23,11 @@ class PluginLoadError(BaseException):
 
 
 def _load() -> None:
-    from agent_rl.platform import cpu
-
-    if cpu.is_active():
-        cpu.activate()
+    # The CPU platform registers and activates itself on import. The switch is read here, not from the
+    # module: `import agent_rl.platform.cpu` imports verl, which imports this plugin while that module is
+    # still half-initialised.
+    if os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu":
+        importlib.import_module("agent_rl.platform.cpu")
 
 
 try:

@@ -6,6 +6,8 @@ episodes cut at ``--episode-steps``) runs the same workload:
 
 * direct: the env in this process;
 * pool x1: the same workload through `EnvPool` with one actor (target: >= 0.8 of direct);
+  direct and pool x1 runs alternate ``--repeats`` times and the medians are reported, so that
+  load from other processes hits both alike;
 * aggregate: 1, 2 and 4 actors, one concurrent worker each, total steps/s;
 * memory: RSS of each actor process plus its children (the JVM for ScienceWorld).
 
@@ -22,6 +24,7 @@ import asyncio
 import os
 import random
 import re
+import statistics
 import time
 from pathlib import Path
 
@@ -100,37 +103,48 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return proc.memory_info().rss / 2**20, children / 2**20
 
 
+async def _timed(leases: list, env_name: str, steps: int, episode_steps: int) -> float:
+    """Total steps/s of one concurrent worker per leased env."""
+    t = time.perf_counter()
+    counts = await asyncio.gather(*(run_leased(e, env_name, steps, episode_steps, i)
+                                    for i, e in enumerate(leases)))
+    return sum(counts) / (time.perf_counter() - t)
+
+
 def bench_env(env_name: str, env_kwargs: dict, steps: int, episode_steps: int,
-              actor_counts: list[int]) -> dict:
+              actor_counts: list[int], repeats: int) -> dict:
+    """Median steps/s direct and through 1 actor (runs alternate, against load drift), then k actors."""
     from agent_rl.envs.pool import EnvPool
     from agent_rl.envs.registry import make_env
 
-    out: dict = {}
-    env = make_env(env_name, **env_kwargs)
-    run_direct(env, env_name, episode_steps, episode_steps, worker=99)  # warm-up
-    t = time.perf_counter()
-    n = run_direct(env, env_name, steps, episode_steps)
-    out["direct"] = n / (time.perf_counter() - t)
-    env.close()
-
-    async def pooled(k: int) -> tuple[float, list[float]]:
+    async def pool_run(k: int, rounds: int, direct_env=None) -> dict:
         pool = EnvPool(env_name, size=k, env_kwargs=env_kwargs)
         await pool.start()
         leases = [await pool.acquire() for _ in range(k)]
         await asyncio.gather(*(run_leased(e, env_name, episode_steps, episode_steps, 99 + i)
                                for i, e in enumerate(leases)))  # warm-up every actor
-        t = time.perf_counter()
-        counts = await asyncio.gather(*(run_leased(e, env_name, steps, episode_steps, i)
-                                        for i, e in enumerate(leases)))
-        rate = sum(counts) / (time.perf_counter() - t)
+        rates: dict[str, list[float]] = {"direct": [], f"pool x{k}": []}
+        for _ in range(rounds):
+            if direct_env is not None:
+                t = time.perf_counter()
+                n = run_direct(direct_env, env_name, steps, episode_steps)
+                rates["direct"].append(n / (time.perf_counter() - t))
+            rates[f"pool x{k}"].append(await _timed(leases, env_name, steps, episode_steps))
         mem = [rss_mb((await e.pids())["actor"]) for e in leases]
         for e in leases:
             await pool.release(e)
         await pool.shutdown()
-        return rate, mem
+        out = {key: statistics.median(v) for key, v in rates.items() if v}
+        out["rss_mb"] = mem
+        return out
 
+    env = make_env(env_name, **env_kwargs)
+    run_direct(env, env_name, episode_steps, episode_steps, worker=99)  # warm-up
+    out = asyncio.run(pool_run(1, repeats, direct_env=env))
+    env.close()
     for k in actor_counts:
-        out[f"pool x{k}"], out["rss_mb"] = asyncio.run(pooled(k))  # memory: of the largest pool
+        if k > 1:
+            out.update(asyncio.run(pool_run(k, 1)))  # memory: of the largest pool
     return out
 
 
@@ -141,6 +155,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150, help="timed steps per worker")
     parser.add_argument("--episode-steps", type=int, default=20)
     parser.add_argument("--actors", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--repeats", type=int, default=3, help="alternating direct / pool x1 rounds")
     parser.add_argument("--num-cpus", type=int, default=os.cpu_count())
     args = parser.parse_args()
 
@@ -159,7 +174,7 @@ def main() -> None:
         for name in args.envs:
             try:
                 results[name] = r = bench_env(name, kwargs.get(name, {}), args.steps, args.episode_steps,
-                                              actor_counts)
+                                              actor_counts, args.repeats)
             except ImportError as e:
                 print(f"{name}: skipped ({e})")
                 continue

@@ -185,7 +185,8 @@ def _unpinned(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
 
 
 def activate() -> None:
-    """Apply the CPU workarounds in this process. Called at ``import verl`` when VERL_PLATFORM=cpu."""
+    """Apply the CPU workarounds in this process (idempotent). Runs when this module is imported with
+    VERL_PLATFORM=cpu, which agent_rl.verl_plugin does at ``import verl``."""
     # verl registers its FSDP engines for devices 'cuda' and 'npu' only
     # (verl/workers/engine/fsdp/transformer_impl.py). The classes are device-agnostic and read the device
     # from the platform; verl's own override VERL_ENGINE_DEVICE selects them by their 'cuda' key.
@@ -201,3 +202,7 @@ def activate() -> None:
     # itself; only then is the GEMM dispatch patched (importing vllm elsewhere costs seconds).
     if "vllm" in sys.modules:
         _patch_vllm_gemm()
+
+
+if is_active():
+    activate()

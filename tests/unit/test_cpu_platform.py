@@ -13,6 +13,11 @@ import verl  # loads agent_rl.verl_plugin through the verl.plugins entry point
 from verl.utils.device import get_device_name, get_torch_device, get_nccl_backend, get_resource_name, get_device_id
 from verl.utils import distributed
 from verl.workers.engine import EngineRegistry
+def attempt(fn):
+    try:
+        return fn()
+    except Exception as exc:
+        return "error: " + type(exc).__name__
 captured = {}
 def fake_init(timeout_second=None, backend=None):
     captured["backend"] = backend
@@ -20,10 +25,11 @@ from agent_rl.platform.cpu import _gloo_process_group
 _gloo_process_group(fake_init)()
 print(json.dumps({
     "device": get_device_name(), "module_is_torch_cpu": get_torch_device() is torch.cpu,
-    "backend": get_nccl_backend(), "resource": get_resource_name(), "device_id": get_device_id(),
+    "backend": get_nccl_backend(), "resource": get_resource_name(),
+    "device_id": attempt(get_device_id),
     "engine": EngineRegistry.get_engine_cls("language_model", "fsdp2").__name__,
     "pg_backend": captured["backend"],
-    "pin_is_noop": torch.zeros(2).pin_memory().data_ptr() is not None,
+    "pin": attempt(lambda: torch.zeros(2).pin_memory().is_pinned()),
     "wrapped": getattr(distributed.initialize_global_process_group_ray, "_agent_rl_gloo", False),
 }))
 """
@@ -45,7 +51,7 @@ def test_verl_runs_on_the_cpu_platform():
     assert facts == {
         "device": "cpu", "module_is_torch_cpu": True, "backend": "gloo", "resource": "GPU",
         "device_id": "cpu", "engine": "FSDPEngineWithLMHead", "pg_backend": "gloo",
-        "pin_is_noop": True, "wrapped": True,
+        "pin": False, "wrapped": True,
     }
 
 
@@ -54,6 +60,7 @@ def test_platform_is_inactive_without_the_switch():
     assert out.returncode == 0, out.stderr[-3000:]
     facts = json.loads(out.stdout.strip().splitlines()[-1])
     assert facts["device"] == "cuda" and facts["wrapped"] is False
+    assert facts["pin"] == "error: RuntimeError"  # what the CPU platform's pin_memory patch answers
 
 
 def test_vllm_gemm_keeps_the_live_weight():

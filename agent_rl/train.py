@@ -109,6 +109,9 @@ def prepare(cfg: DictConfig, out_dir: Path) -> None:
             train, val = data.build_tables(OmegaConf.to_container(cfg.env, resolve=True), int(cfg.seed))
             cfg.data.train_files = train if cfg.data.train_files == "auto" else cfg.data.train_files
             cfg.data.val_files = val if cfg.data.val_files == "auto" else cfg.data.val_files
+        agent_cfg = cfg.actor_rollout_ref.rollout.agent
+        if agent_cfg.agent_loop_config_path == "auto":
+            agent_cfg.agent_loop_config_path = str(Path(__file__).parent / "rollout" / "agent_loops.yaml")
         _setup_wandb(cfg, out_dir)
         if "file" in cfg.trainer.logger:
             os.environ["VERL_FILE_LOGGER_PATH"] = str(out_dir / "metrics.jsonl")

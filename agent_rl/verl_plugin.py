@@ -35,3 +35,19 @@ try:
 except Exception as exc:  # noqa: BLE001 - re-raised as a BaseException, see module docstring
     traceback.print_exc(file=sys.stderr)
     raise PluginLoadError(f"agent_rl verl plugin failed to load: {exc!r}") from exc
+
+
+def install_trainer() -> None:
+    """Make verl's "sync" trainer mode build `agent_rl.trainer.AgentTrainer` in this process.
+
+    Called by `agent_rl.runner.TaskRunner` inside the TaskRunner actor, where verl looks the trainer up
+    (``get_trainer_cls(trainer.v1.trainer_mode)``). The name stays "sync" on purpose: verl 0.9.1 compares
+    ``trainer_mode == "sync"`` in several places (replay buffer, dataloader, checkpoints), so a new name
+    would silently switch those to async behaviour. ``register_trainer`` refuses to re-register a name,
+    hence the direct registry entry.
+    """
+    from verl.trainer.ppo.v1 import trainer_base
+
+    from agent_rl.trainer import AgentTrainer
+
+    trainer_base.TRAINER_REGISTRY["sync"] = AgentTrainer

@@ -226,9 +226,13 @@ class EnvPool:
         """Create actors up front (default: up to ``size``) instead of on first lease."""
         n = self.size if n is None else min(n, self.size)
         missing = max(0, n - len(self._slots) - self._creating)
-        slots = await asyncio.gather(*(self._new_slot() for _ in range(missing)))
-        for slot in slots:
-            self._queue().put_nowait(slot)
+        results = await asyncio.gather(*(self._new_slot() for _ in range(missing)), return_exceptions=True)
+        for slot in results:
+            if isinstance(slot, _Slot):
+                self._queue().put_nowait(slot)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
 
     async def acquire(self) -> PooledEnv:
         """Lease an env (waits while all ``size`` are leased). Pair with `release`."""

@@ -122,14 +122,84 @@ def hierarchical_weights(
 
 def _weights_from_float_mask(mf: torch.Tensor, traj_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Hierarchical token weights from a 0/1 float mask, and the per-row token counts."""
-    dtype = mf.dtype
-    cnt = mf.sum(-1)  # |tau_{j,t}|
+    w_row, cnt = _row_weights(mf.sum(-1), traj_id)
+    return mf * w_row[:, None], cnt
+
+
+def _row_weights(cnt: torch.Tensor, traj_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row factor :math:`1 / (B\,T_j\,|\tau_{j,t}|)` (0 for empty rows) from float token counts ``cnt``.
+
+    The token weight of Eqs. 2 and 4 is this factor on every masked token of the row.
+    """
+    dtype = cnt.dtype
     v = (cnt > 0).to(dtype)
     inv, n = turns.compact_ids(traj_id)
-    t_j = torch.zeros(n, dtype=dtype, device=mf.device).index_add(0, inv, v)  # T_j
+    t_j = torch.zeros(n, dtype=dtype, device=cnt.device).index_add(0, inv, v)  # T_j
     b = (t_j > 0).sum().clamp_min(1).to(dtype)  # B
-    w_row = v / (t_j[inv].clamp_min(1) * cnt.clamp_min(1) * b)
-    return mf * w_row[:, None], cnt
+    return v / (t_j[inv].clamp_min(1) * cnt.clamp_min(1) * b), cnt
+
+
+class _PaperRegularizer(torch.autograd.Function):
+    r"""The paper variant's :math:`R = -\lambda [L_H - \beta L_{smooth}]` with a hand-written backward.
+
+    Same value and gradient as building it from ``where``/``relu``/weight tensors with autograd, in far fewer
+    passes over the ``(rows, T)`` entropy (the loss runs on every micro-batch):
+
+    - forward: :math:`L_H = \sum_r w_r \sum_t m_{rt} H_{rt}`; with smoothing, :math:`d = H - \mathrm{clamp}
+      (H, lo, hi)` gives :math:`P = |d|` and the hinge slope :math:`\mathrm{sign}(d)` (for lo <= hi; otherwise
+      ``relu``/comparisons are used), :math:`L_{smooth} = \alpha \sum_r w_r \sum_t m_{rt} P_{rt}`;
+    - backward: :math:`\partial R / \partial H_{rt} = -\lambda\, w_r\, m_{rt}\, (1 - \beta\alpha\,
+      \mathrm{slope}_{rt})`.
+
+    Outputs: ``reg``, ``L_H``, ``L_smooth`` (α included) and the number of masked tokens outside the corridor;
+    only ``reg`` carries a gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, token_entropy, mask, w_row, lo, hi, entropy_coeff, beta, alpha):  # noqa: D102
+        h = torch.where(mask, token_entropy, 0.0)  # padding may hold anything
+        ent = (h.sum(-1) * w_row).sum()  # L_H, Eq. 2
+        ctx.entropy_coeff, ctx.beta_alpha = entropy_coeff, beta * alpha
+        ctx.smooth = lo is not None
+        if lo is None:
+            ctx.save_for_backward(mask, w_row)
+            smooth, n_out = ent.new_zeros(()), ent.new_zeros(())
+            ctx.mark_non_differentiable(ent, smooth, n_out)
+            return -entropy_coeff * ent, ent, smooth, n_out
+        if bool((lo <= hi).all()):
+            d = h.clamp(lo, hi)
+            d = torch.sub(h, d, out=d)  # P = |d|, 0 inside the closed corridor
+            if not bool(((lo <= 0) & (hi >= 0)).all()):  # a padding zero could fall outside the corridor
+                d = torch.where(mask, d, 0.0)
+            slope = torch.sign(d)
+            pen_rows = d.abs().sum(-1)
+            n_out = slope.abs().sum(dtype=torch.float32)  # tokens with P > 0 (exact below 2**24)
+        else:  # lo > hi somewhere (a negative reference): the two hinges overlap
+            pen = torch.where(mask, torch.relu(lo - h) + torch.relu(h - hi), 0.0)
+            slope = (h > hi).to(h.dtype) - (h < lo).to(h.dtype)
+            slope = torch.where(mask, slope, 0.0)
+            pen_rows = pen.sum(-1)
+            n_out = torch.count_nonzero(pen)
+        smooth = alpha * (pen_rows * w_row).sum()  # L_smooth, Eq. 4
+        reg = -entropy_coeff * (ent - beta * smooth)  # Eq. 6 without L_MT
+        n_out = n_out.to(h.dtype)
+        ctx.save_for_backward(mask, w_row, slope)
+        ctx.mark_non_differentiable(ent, smooth, n_out)
+        return reg, ent, smooth, n_out
+
+    @staticmethod
+    def backward(ctx, grad_reg, *_):  # noqa: D102
+        if ctx.smooth:
+            mask, w_row, slope = ctx.saved_tensors
+        else:
+            mask, w_row = ctx.saved_tensors
+        c = (grad_reg * -ctx.entropy_coeff) * w_row  # d reg / d H on an in-corridor masked token
+        if ctx.smooth:
+            grad = torch.addcmul(c[:, None], (-ctx.beta_alpha * c)[:, None], slope)
+            grad = torch.where(mask, grad, grad.new_zeros(()), out=grad)
+        else:
+            grad = torch.where(mask, c[:, None], 0.0)
+        return grad, None, None, None, None, None, None, None
 
 
 def hierarchical_mean(x: torch.Tensor, response_mask: torch.Tensor, traj_id: torch.Tensor) -> torch.Tensor:
@@ -268,26 +338,26 @@ def epo_regularizer(
     if kappa_l > kappa_r:
         raise ValueError(f"kappa_l ({kappa_l}) must be <= kappa_r ({kappa_r})")
     mask = turns.as_bool_mask(response_mask)
-    mf = mask.to(token_entropy.dtype)
+    dtype = token_entropy.dtype
     zero = token_entropy.new_zeros(())
-    h = torch.where(mask, token_entropy, 0.0)  # padding may hold anything
     if variant == "paper":
-        w, cnt = _weights_from_float_mask(mf, traj_id)
+        w_row, cnt = _row_weights(mask.sum(-1, dtype=dtype), traj_id)
         n_tok = cnt.sum().clamp_min(1)
-        ent = (h * w).sum()  # L_H, Eq. 2
         beta = phase_weight(step, total_steps, gamma)
         active = reference is not None
+        lo = hi = None
         if active:
-            pw = smoothing_penalty(h, reference, kappa_l=kappa_l, kappa_r=kappa_r) * w  # w > 0 on every token
-            smooth = alpha * pw.sum()  # L_smooth, Eq. 4
-            share = torch.count_nonzero(pw.detach()).to(h.dtype) / n_tok
-        else:
-            smooth, share = zero, zero
-        reg = -entropy_coeff * (ent - beta * smooth)  # Eq. 6 without L_MT
+            ref = _reference_tensor(reference, rows, token_entropy)
+            lo, hi = kappa_l * ref, kappa_r * ref
+        reg, ent, smooth, n_out = _PaperRegularizer.apply(
+            token_entropy, mask, w_row, lo, hi, entropy_coeff, beta, alpha
+        )
+        share = n_out / n_tok if active else zero
     else:
         if turn is None:
             raise ValueError("variant='released' needs turn (rows,) for its turn >= gate_turn gate")
-        n_tok = mf.sum().clamp_min(1)
+        h = torch.where(mask, token_entropy, 0.0)  # padding may hold anything
+        n_tok = mask.sum(dtype=dtype).clamp_min(1)
         ent = h.sum() / n_tok  # token-mean
         beta = released_phase_weight(step)
         active = reference is not None and rows > 0 and bool((turn >= gate_turn).any())
@@ -295,9 +365,9 @@ def epo_regularizer(
             ref = _reference_tensor(reference, rows, token_entropy)
             hd = h.detach()
             inside = (hd > kappa_l * ref) & (hd < kappa_r * ref)  # open corridor, as released
-            outside = torch.where(inside, 0.0, mf)
-            smooth = alpha * outside.sum() / n_tok  # constant: no gradient
-            share = outside.sum() / n_tok
+            n_out = (mask & ~inside).sum(dtype=dtype)
+            smooth = alpha * n_out / n_tok  # constant: no gradient
+            share = n_out / n_tok
         else:
             smooth, share = zero, zero
         reg = -entropy_coeff * (ent - beta * smooth)

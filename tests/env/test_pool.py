@@ -130,3 +130,23 @@ def test_exhausted_retries_report_failure_without_raising(ray_local):
     assert after[2] and after[3]["env_failed"]
     assert bad_info["env_failed"] and "no-such-split" in bad_info["error"]
     assert stats["episodes_failed"] == 2 and stats["spec_errors"] == 1 and stats["crashes"] == 1
+
+
+def test_pool_works_inside_an_async_ray_actor(ray_local):
+    """verl's agent-loop worker is an async Ray actor: the pool must run from its event loop."""
+
+    @ray_local.remote(num_cpus=0)
+    class Worker:
+        async def run(self, task_id: int, plan: list[str]):
+            pool = EnvPool("alfworld", size=1)
+            try:
+                async with pool.lease() as env:
+                    info = await play(env, {"split": "train", "task_id": task_id}, plan)
+                return info["won"], pool.stats()["steps"]
+            finally:
+                await pool.shutdown()
+
+    worker = Worker.remote()
+    won, steps = ray_local.get(worker.run.remote(0, expert_plan(0)), timeout=120)
+    ray_local.kill(worker)
+    assert won and steps == len(expert_plan(0))

@@ -59,11 +59,18 @@ def test_move_limit_with_partial_score_is_not_a_win(env):
         env.env_step_limit = 100
 
 
-def test_close_ends_the_jvm():
-    env = ScienceWorldEnv(jvm_heap_mb=128)
-    pid = env.jvm_pid
-    assert psutil.Process(pid).name() == "java"
-    env.close()
+def test_another_jvm_replays_the_same_episode_and_close_ends_it(env):
+    """GRPO group members run on different JVMs: same spec and actions, same observations."""
+    other = ScienceWorldEnv(jvm_heap_mb=128)
+    pid = other.jvm_pid
+    try:
+        spec = {"task": "find-animal", "variation": 40}
+        mine, theirs = env.reset(spec), other.reset(spec)
+        assert mine == theirs
+        for action in mine[1]["admissible_actions"][:5]:
+            assert env.step(action) == other.step(action)
+    finally:
+        other.close()
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 

@@ -168,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
 
     b = make_batch(args.rows, args.tokens, args.seed)
     m = b.mask
+    mi = m.long()  # verl's batch holds response_mask as int64 (a slice of attention_mask)
     n_tok = int(m.sum())
-    adv2d, _ = core_algos.compute_grpo_outcome_advantage(b.token_level_rewards, m, b.uid)
+    adv2d, _ = core_algos.compute_grpo_outcome_advantage(b.token_level_rewards, mi, b.uid)
     adv1d = adv2d[torch.arange(b.rows), 0].contiguous()
     print(
         f"batch: {b.rows} rows x {b.t} tokens, {int(b.traj_id.max()) + 1} trajectories "
@@ -195,18 +196,18 @@ def main(argv: list[str] | None = None) -> int:
     # -- advantage transforms --------------------------------------------------------------------------
     grpo = "verl grpo (loop)"
     cases = {
-        grpo: (None, lambda: core_algos.compute_grpo_outcome_advantage(b.token_level_rewards, m, b.uid)),
+        grpo: (None, lambda: core_algos.compute_grpo_outcome_advantage(b.token_level_rewards, mi, b.uid)),
         "verl grpo_vectorized": (
             None,
-            lambda: core_algos.compute_grpo_vectorized_outcome_advantage(b.token_level_rewards, m, b.uid),
+            lambda: core_algos.compute_grpo_vectorized_outcome_advantage(b.token_level_rewards, mi, b.uid),
         ),
         "empg (rows,T)": (
             None,
-            lambda: empg.empg_advantages(adv2d, b.token_entropy, m, b.traj_id, b.turn),
+            lambda: empg.empg_advantages(adv2d, b.token_entropy, mi, b.traj_id, b.turn),
         ),
-        "empg (rows,)": (None, lambda: empg.empg_advantages(adv1d, b.token_entropy, m, b.traj_id, b.turn)),
-        "aem (rows,T)": (None, lambda: aem.aem_advantages(adv2d, b.token_entropy, m, b.group_id)),
-        "aem (rows,)": (None, lambda: aem.aem_advantages(adv1d, b.token_entropy, m, b.group_id)),
+        "empg (rows,)": (None, lambda: empg.empg_advantages(adv1d, b.token_entropy, mi, b.traj_id, b.turn)),
+        "aem (rows,T)": (None, lambda: aem.aem_advantages(adv2d, b.token_entropy, mi, b.group_id)),
+        "aem (rows,)": (None, lambda: aem.aem_advantages(adv1d, b.token_entropy, mi, b.group_id)),
     }
     times = time_cases(cases, args.reps, args.warmup)
     add(times, grpo)

@@ -103,8 +103,24 @@ def empg_terms(
     rows = token_entropy.shape[0]
     turns.check_ids("traj_id", traj_id, rows)
     turns.check_ids("turn", turn, rows)
+    mask = turns.as_bool_mask(response_mask)
+    return _terms(token_entropy, mask, traj_id, turn, k=k, k_next=k_next, eps=eps)[0]
+
+
+def _terms(
+    token_entropy: torch.Tensor,
+    mask: torch.Tensor,
+    traj_id: torch.Tensor,
+    turn: torch.Tensor,
+    *,
+    k: float,
+    k_next: float,
+    eps: float,
+) -> tuple[EMPGTerms, torch.Tensor]:
+    """:func:`empg_terms` on checked inputs and a bool mask; also returns the per-row token counts."""
     dt = turns.float_dtype(token_entropy)
-    h, valid = turns.masked_row_mean(token_entropy.detach().to(dt), response_mask)
+    sums, cnt = turns.masked_row_sum_count(token_entropy.detach().to(dt), mask)
+    h, valid = sums / cnt.clamp_min(1), cnt > 0
     h_norm = turns.minmax_normalize(h, None, valid, eps=eps)  # Eq. 12 (ARLArena numbering)
     e = torch.exp(-k * h_norm)
     denom = turns.segment_mean(e, None, valid)  # (1 / sum_j T_j) sum_{j,t'} exp(-k H~)
@@ -114,7 +130,7 @@ def empg_terms(
     nxt_c = nxt.clamp_min(0)
     has_next = has_next & valid[nxt_c] & valid
     f = torch.where(has_next, torch.exp(-k_next * h_norm[nxt_c]), torch.zeros_like(h_norm))
-    return EMPGTerms(h_norm=h_norm, g=g, f=f, valid=valid)
+    return EMPGTerms(h_norm=h_norm, g=g, f=f, valid=valid), cnt
 
 
 def empg_advantages(
@@ -154,7 +170,11 @@ def empg_advantages(
     else:
         turns.check_2d("advantages", advantages)
         turns.check_same_shape("advantages", advantages, "token_entropy", token_entropy)
-    terms = empg_terms(token_entropy, response_mask, traj_id, turn, k=k, k_next=k_next, eps=eps)
+    turns.check_same_shape("token_entropy", token_entropy, "response_mask", response_mask)
+    turns.check_ids("traj_id", traj_id, rows)
+    turns.check_ids("turn", turn, rows)
+    mask = turns.as_bool_mask(response_mask)
+    terms, cnt = _terms(token_entropy, mask, traj_id, turn, k=k, k_next=k_next, eps=eps)
     dt = turns.float_dtype(advantages, token_entropy)
     a = advantages.to(dt)
     g, f, valid = terms.g.to(dt), terms.f.to(dt), terms.valid
@@ -164,10 +184,12 @@ def empg_advantages(
             a_mod = a_mod - turns.segment_mean(a_mod, None, valid)
         out = torch.where(valid, a_mod, torch.zeros_like(a_mod))
     else:
-        mask = turns.as_bool_mask(response_mask)
-        a_mod = g[:, None] * a + zeta * f[:, None]
+        # A_final = g A + (zeta f - mean): the mean over valid steps of each row's masked token mean of
+        # A_mod, which is g * (masked token mean of A) + zeta f; one pass over (rows, T) for it, one for A_final
+        shift = zeta * f
         if center:
-            row_mean, _ = turns.masked_row_mean(a_mod, mask)
-            a_mod = a_mod - turns.segment_mean(row_mean, None, valid)[:, None]
-        out = torch.where(mask, a_mod, torch.zeros_like(a_mod))
+            a_bar = torch.where(mask, a, 0.0).sum(-1) / cnt.to(dt).clamp_min(1)
+            shift = shift - turns.segment_mean(g * a_bar + shift, None, valid)
+        out = torch.addcmul(shift[:, None], g[:, None], a)
+        out = torch.where(mask, out, out.new_zeros(()), out=out)
     return out.to(advantages.dtype) if advantages.is_floating_point() else out

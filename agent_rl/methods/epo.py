@@ -127,7 +127,7 @@ def _weights_from_float_mask(mf: torch.Tensor, traj_id: torch.Tensor) -> tuple[t
 
 
 def _row_weights(cnt: torch.Tensor, traj_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row factor :math:`1 / (B\,T_j\,|\tau_{j,t}|)` (0 for empty rows) from float token counts ``cnt``.
+    r"""Per-row factor :math:`1 / (B\,T_j\,|\tau_{j,t}|)` (0 for empty rows) from float token counts ``cnt``.
 
     The token weight of Eqs. 2 and 4 is this factor on every masked token of the row.
     """
@@ -156,7 +156,7 @@ class _PaperRegularizer(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, token_entropy, mask, w_row, lo, hi, entropy_coeff, beta, alpha):  # noqa: D102
+    def forward(ctx, token_entropy, mask, w_row, lo, hi, entropy_coeff, beta, alpha):
         h = torch.where(mask, token_entropy, 0.0)  # padding may hold anything
         ent = (h.sum(-1) * w_row).sum()  # L_H, Eq. 2
         ctx.entropy_coeff, ctx.beta_alpha = entropy_coeff, beta * alpha
@@ -166,10 +166,14 @@ class _PaperRegularizer(torch.autograd.Function):
             smooth, n_out = ent.new_zeros(()), ent.new_zeros(())
             ctx.mark_non_differentiable(ent, smooth, n_out)
             return -entropy_coeff * ent, ent, smooth, n_out
-        if bool((lo <= hi).all()):
+        if isinstance(lo, torch.Tensor):
+            ordered, straddles_zero = bool((lo <= hi).all()), bool(((lo <= 0) & (hi >= 0)).all())
+        else:
+            ordered, straddles_zero = lo <= hi, lo <= 0 <= hi
+        if ordered:
             d = h.clamp(lo, hi)
             d = torch.sub(h, d, out=d)  # P = |d|, 0 inside the closed corridor
-            if not bool(((lo <= 0) & (hi >= 0)).all()):  # a padding zero could fall outside the corridor
+            if not straddles_zero:  # then a padding zero may lie outside the corridor
                 d = torch.where(mask, d, 0.0)
             slope = torch.sign(d)
             pen_rows = d.abs().sum(-1)
@@ -188,7 +192,7 @@ class _PaperRegularizer(torch.autograd.Function):
         return reg, ent, smooth, n_out
 
     @staticmethod
-    def backward(ctx, grad_reg, *_):  # noqa: D102
+    def backward(ctx, grad_reg, *_):
         if ctx.smooth:
             mask, w_row, slope = ctx.saved_tensors
         else:
@@ -349,6 +353,8 @@ def epo_regularizer(
         if active:
             ref = _reference_tensor(reference, rows, token_entropy)
             lo, hi = kappa_l * ref, kappa_r * ref
+            if rows and ref.stride(0) == 0:  # one scalar reference: float bounds (the same values)
+                lo, hi = float(lo[0, 0]), float(hi[0, 0])
         reg, ent, smooth, n_out = _PaperRegularizer.apply(
             token_entropy, mask, w_row, lo, hi, entropy_coeff, beta, alpha
         )

@@ -42,6 +42,7 @@ __all__ = [
     "batch_token_mean",
     "compact_ids",
     "masked_row_mean",
+    "masked_row_sum_count",
     "minmax_normalize",
     "next_step_index",
     "per_turn_token_mean",
@@ -195,10 +196,17 @@ def masked_row_mean(x: torch.Tensor, response_mask: torch.Tensor) -> tuple[torch
     """
     check_2d("x", x)
     check_same_shape("x", x, "response_mask", response_mask)
-    m = as_bool_mask(response_mask)
-    sums = torch.where(m, x, 0.0).sum(-1)
-    cnt = m.to(sums.dtype).sum(-1)  # float count: exact below 2**24 tokens, faster than a bool reduction
+    sums, cnt = masked_row_sum_count(x, as_bool_mask(response_mask))
     return sums / cnt.clamp_min(1), cnt > 0
+
+
+def masked_row_sum_count(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row sum of ``x (rows, T)`` over the bool ``mask`` and the per-row token count (float, x's dtype).
+
+    Masked-out entries of ``x`` may hold anything. The count is exact below 2**24 tokens per row.
+    """
+    sums = torch.where(mask, x, 0.0).sum(-1)
+    return sums, mask.sum(-1, dtype=sums.dtype)  # a float count: much faster than a bool reduction
 
 
 def step_entropy(token_entropy: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
@@ -224,7 +232,7 @@ def batch_token_mean(token_entropy: torch.Tensor, response_mask: torch.Tensor) -
     check_same_shape("token_entropy", token_entropy, "response_mask", response_mask)
     m = as_bool_mask(response_mask)
     total = torch.where(m, token_entropy, 0.0).sum()
-    return total / m.to(total.dtype).sum().clamp_min(1)
+    return total / m.sum(dtype=total.dtype).clamp_min(1)
 
 
 def per_turn_token_mean(
@@ -256,7 +264,7 @@ def per_turn_token_mean(
     m = as_bool_mask(response_mask)
     keep = turn < num_turns
     sums = torch.where(m, token_entropy, 0.0).sum(-1)[keep]
-    cnts = m.sum(-1).to(sums.dtype)[keep]
+    cnts = m.sum(-1, dtype=sums.dtype)[keep]
     t = turn[keep].long()
     s = torch.zeros(num_turns, dtype=sums.dtype, device=sums.device).index_add(0, t, sums)
     c = torch.zeros(num_turns, dtype=sums.dtype, device=sums.device).index_add(0, t, cnts)

@@ -134,6 +134,11 @@ def test_exhausted_retries_report_failure_without_raising(ray_local):
 
 def test_pool_works_inside_an_async_ray_actor(ray_local):
     """verl's agent-loop worker is an async Ray actor: the pool must run from its event loop."""
+    import sys
+
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
 
     @ray_local.remote(num_cpus=0)
     class Worker:

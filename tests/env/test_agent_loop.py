@@ -1,0 +1,126 @@
+"""The real agent loop on a real ALFWorld game, driven by a scripted generator in place of vLLM.
+
+The generator answers each turn with the next step of the game's expert plan (one malformed answer
+first, in one test), so the loop must build prompts, parse actions, step the environment through the
+Ray pool and return one correctly formed sample per step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from transformers import AutoTokenizer
+from verl.experimental.agent_loop.agent_loop import DictConfigWrap
+from verl.workers.rollout.replica import TokenOutput
+
+from agent_rl import train
+from agent_rl.data import env_rows
+from agent_rl.envs.alfworld import SHIPPED_GAMES
+from agent_rl.rollout.agent_loop import EnvAgentLoop
+from agent_rl.tiny_model import build_tiny_model
+
+pytestmark = pytest.mark.env
+
+
+class ScriptedServer:
+    """Stands in for verl's LLM server client: replays a fixed list of answers, recording the prompts."""
+
+    def __init__(self, tokenizer, answers: list[str]):
+        self.tokenizer, self.answers, self.prompts = tokenizer, list(answers), []
+
+    async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs) -> TokenOutput:
+        self.prompts.append(self.tokenizer.decode(prompt_ids))
+        ids = self.tokenizer.encode(self.answers.pop(0) + "<|im_end|>")
+        return TokenOutput(token_ids=ids, log_probs=[-0.5] * len(ids), extra_fields={"min_global_steps": 0})
+
+
+@pytest.fixture(scope="module")
+def setup(ray_local):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(train.CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=["env=alfworld", "model=tiny", "env.max_steps=20",
+                                           "data.max_response_length=64"])
+    GlobalHydra.instance().clear()
+    tokenizer = AutoTokenizer.from_pretrained(build_tiny_model())
+    rows = env_rows(dict(cfg.env), "train", None, seed=0)
+    return cfg, tokenizer, rows
+
+
+def play(cfg, tokenizer, row, answers):
+    server = ScriptedServer(tokenizer, answers)
+
+    async def episode():  # built inside the event loop, as verl's agent-loop worker does
+        loop = EnvAgentLoop(
+            trainer_config=DictConfigWrap(cfg), server_manager=server, tokenizer=tokenizer, processor=None,
+            dataset_cls=None, data_config=DictConfigWrap(cfg.data), hf_model_type="qwen2",
+        )
+        return await loop.run({"temperature": 1.0}, uid="u1", session_id=3, env_spec=row["env_spec"])
+
+    return asyncio.run(episode()), server
+
+
+def plan_of(row) -> list[str]:
+    spec = json.loads(row["env_spec"])
+    games = sorted(str(p) for p in SHIPPED_GAMES.rglob("game.tw-pddl"))
+    return json.loads(Path(games[spec["task_id"]]).read_text())["walkthrough"]
+
+
+@pytest.mark.parametrize("task_id", [0, 3])
+def test_expert_answers_win_with_one_sample_per_step(setup, task_id):
+    cfg, tokenizer, rows = setup
+    row = rows[task_id]
+    plan = plan_of(row)
+    outputs, server = play(cfg, tokenizer, row, [f"<think>step {i}</think><action>{a}</action>"
+                                                 for i, a in enumerate(plan)])
+    assert len(outputs) == len(plan) == len(server.prompts)
+    for turn, (out, action) in enumerate(zip(outputs, plan, strict=True)):
+        expected = tokenizer.encode(f"<think>step {turn}</think><action>{action}</action><|im_end|>")
+        assert out.response_ids == expected
+        assert out.response_mask == [1] * len(expected)
+        assert out.response_logprobs == [-0.5] * len(expected)
+        assert tokenizer.decode(out.prompt_ids) == server.prompts[turn]
+        assert out.reward_score == 10.0
+        fields = out.extra_fields
+        assert fields["turn"] == turn and fields["trajectory_id"] == "u1_3"
+        assert fields["action_valid"] and fields["step_penalty"] == 0.0
+        assert fields["won"] == 1.0 and fields["episode_length"] == len(plan)
+        assert fields["env_reward"] == (10.0 if turn == len(plan) - 1 else 0.0)
+        assert fields["reward_extra_info"]["won"] == 1.0
+        assert fields["task_type"] == row["data_source"].split("/")[1]
+    # the prompt carries the current observation, the admissible actions and the instruction
+    assert "Your admissible actions of the current situation are" in server.prompts[1]
+    assert f"'{plan[1]}'" in server.prompts[1]
+    assert "<action> </action>" in server.prompts[0]
+    # the second prompt shows the first action in its history
+    assert plan[0] in server.prompts[1].split("current observation is")[0]
+
+
+def test_malformed_answer_costs_the_penalty_and_the_episode_goes_on(setup):
+    cfg, tokenizer, rows = setup
+    row = rows[0]
+    plan = plan_of(row)
+    answers = ["I will just " + plan[0]]  # no tags: invalid, and "Nothing happens."
+    answers += [f"<think>ok</think><action>{a}</action>" for a in plan]
+    outputs, _ = play(cfg, tokenizer, row, answers)
+    assert len(outputs) == len(plan) + 1
+    first = outputs[0].extra_fields
+    assert not first["action_valid"] and first["invalid_reason"] == "missing_action_tags"
+    assert first["step_penalty"] == pytest.approx(0.1)
+    assert all(o.extra_fields["step_penalty"] == 0.0 for o in outputs[1:])
+    assert outputs[-1].extra_fields["won"] == 1.0
+    assert outputs[-1].extra_fields["valid_action_ratio"] == pytest.approx(len(plan) / (len(plan) + 1))
+
+
+def test_episode_is_cut_at_max_steps(setup):
+    cfg, tokenizer, rows = setup
+    cfg = cfg.copy()
+    cfg.env.max_steps = 2
+    outputs, _ = play(cfg, tokenizer, rows[0], ["<think>x</think><action>look</action>"] * 2)
+    assert len(outputs) == 2
+    assert [o.extra_fields["turn"] for o in outputs] == [0, 1]
+    assert all(o.reward_score == 0.0 and o.extra_fields["won"] == 0.0 for o in outputs)

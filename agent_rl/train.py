@@ -124,8 +124,13 @@ def prepare(cfg: DictConfig, out_dir: Path) -> None:
         existing = runtime_env.get("env_vars")
         existing = OmegaConf.to_container(existing, resolve=True) if existing is not None else {}
         runtime_env.env_vars = {**existing, **env_vars}
-        if os.environ.get("RAY_TMPDIR") and not cfg.ray_kwargs.ray_init.get("_temp_dir"):
-            cfg.ray_kwargs.ray_init._temp_dir = os.environ["RAY_TMPDIR"]
+        ray_init = cfg.ray_kwargs.ray_init
+        if ray_init.get("address"):
+            # Joining a running cluster: its resources and temp dir were fixed when it started.
+            for key in ("num_cpus", "num_gpus", "include_dashboard", "_temp_dir"):
+                ray_init.pop(key, None)
+        elif os.environ.get("RAY_TMPDIR") and not ray_init.get("_temp_dir"):
+            ray_init._temp_dir = os.environ["RAY_TMPDIR"]
 
 
 def validate(cfg: DictConfig) -> None:

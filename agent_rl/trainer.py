@@ -67,8 +67,30 @@ def episode_metrics(extra: list[dict[str, Any]], prefix: str = "env") -> dict[st
     return out
 
 
+def overall_validation_metrics(metrics: dict[str, float], tasks_per_source: dict[str, int]) -> dict[str, float]:
+    """verl reports validation per ``data_source`` (``<env>/<task type>`` for our rows); add the
+    environment-wide value of each ``val-core`` metric, weighted by the number of tasks of each type."""
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) < 4 or parts[0] != "val-core" or "/".join(parts[1:3]) not in tasks_per_source:
+            continue
+        weight = tasks_per_source["/".join(parts[1:3])]
+        total = totals["/".join(["val-core", parts[1], "all", *parts[3:]])]
+        total[0] += weight * float(value)
+        total[1] += weight
+    return {key: s / w for key, (s, w) in totals.items() if w > 0}
+
+
 class AgentTrainer(PPOTrainerSync):
     """`PPOTrainerSync` whose advantage step knows trajectories, turns and invalid actions."""
+
+    def _validate(self) -> dict[str, float]:
+        metrics = super()._validate()
+        sources = list(getattr(self.val_dataset, "dataframe", {})["data_source"]) if self.val_dataset else []
+        tasks_per_source = {s: sources.count(s) for s in set(sources) if "/" in s}
+        metrics.update(overall_validation_metrics(metrics, tasks_per_source))
+        return metrics
 
     def _compute_advantage(self, batch, metrics: dict):
         data = tq.kv_batch_get(

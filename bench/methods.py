@@ -78,6 +78,27 @@ class Batch:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass
+class Row:
+    name: str
+    median_ms: float
+    min_ms: float
+    base: str | None
+    ratio: float | None  # median / median of base
+    target: float | None
+
+    def format(self) -> str:
+        ratio = f"{self.ratio:6.2f}" if self.ratio is not None else ""
+        target = ""
+        if self.target is not None:
+            ok = self.ratio is not None and self.ratio <= self.target
+            target = f"<={self.target:.1f} " + ("ok" if ok else "MISSED")
+        return (
+            f"{self.name:<28} {self.median_ms:10.1f} {self.min_ms:9.1f}  {ratio:>6}  {self.base or '':<22} "
+            f"{target}"
+        ).rstrip()
+
+
 def make_batch(rows: int, t: int, seed: int) -> Batch:
     g = torch.Generator().manual_seed(seed)
     traj, turn, group, success = [], [], [], []
@@ -183,15 +204,15 @@ def main(argv: list[str] | None = None) -> int:
         f"warm-up), cpus {os.cpu_count()}, load average at start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}"
     )
 
-    results: list[tuple[str, float, str | None, float | None, float | None]] = []
+    results: list[Row | None] = []  # None: a blank line
 
     def add(times: dict[str, list[float]], name: str, base: str | None = None, target: float | None = None,
-            scale: float = 1.0, label: str | None = None) -> None:  # fmt: skip
-        med = statistics.median(times[name]) * scale
+            scale: float = 1.0) -> None:  # fmt: skip
         ratio = None
         if base is not None:
-            ratio = med / (statistics.median(times[base]) * scale)
-        results.append((label or name, med * 1e3, base, ratio, target))
+            ratio = statistics.median(times[name]) / statistics.median(times[base])
+        med, best = statistics.median(times[name]) * scale * 1e3, min(times[name]) * scale * 1e3
+        results.append(Row(name, med, best, base, ratio, target))
 
     # -- advantage transforms --------------------------------------------------------------------------
     grpo = "verl grpo (loop)"
@@ -216,10 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     add(times, "empg (rows,)", grpo)
     add(times, "aem (rows,T)", grpo, 1.5)
     add(times, "aem (rows,)", grpo)
-    results.append(("", 0.0, None, None, None))
-    add(times, "empg (rows,T)", "verl grpo_vectorized", label="empg (rows,T), again")
-    add(times, "aem (rows,T)", "verl grpo_vectorized", label="aem (rows,T), again")
-    results.append(("", 0.0, None, None, None))
+    results.append(None)
+    add(times, "empg (rows,T)", "verl grpo_vectorized")
+    add(times, "aem (rows,T)", "verl grpo_vectorized")
+    results.append(None)
 
     # -- EPO loss ----------------------------------------------------------------------------------------
     entropy_coeff = 1e-3
@@ -271,19 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     add(times, "pg + epo (paper) fwd+bwd", base, 1.2)
     add(times, "pg + epo (released)", base)
     add(times, "pg alone fwd+bwd", base)
-    results.append(("", 0.0, None, None, None))
+    results.append(None)
 
     if not args.no_ppo_loss:
         times, n_mb = ppo_loss_cases(b, adv2d, n_tok, epo_kw, args)
-        add(times, "verl ppo_loss / mb", scale=1.0 / n_mb, label="verl ppo_loss per mb")
-        add(
-            times,
-            "ppo_loss + epo / mb",
-            "verl ppo_loss / mb",
-            scale=1.0 / n_mb,
-            label="ppo_loss + epo per mb",
-        )
-        results.append(("", 0.0, None, None, None))
+        add(times, "verl ppo_loss per mb", scale=1.0 / n_mb)
+        add(times, "ppo_loss + epo per mb", "verl ppo_loss per mb", scale=1.0 / n_mb)
+        results.append(None)
 
     # -- SPEAR ---------------------------------------------------------------------------------------------
     payload = {"responses": b.response_ids, "response_mask": m.long(), "old_log_probs": b.old_log_prob}
@@ -318,17 +333,10 @@ def main(argv: list[str] | None = None) -> int:
 
     load1 = os.getloadavg()
     print()
-    print(f"{'case':<30} {'median ms':>10}  {'vs':<22} {'ratio':>6}  {'target':>6}")
-    print("-" * 82)
-    for name, ms, base_name, ratio, target in results:
-        if not name:
-            print()
-            continue
-        r = f"{ratio:6.2f}" if ratio is not None else ""
-        tg = ""
-        if target is not None:
-            tg = f"<={target:.1f} " + ("ok" if ratio is not None and ratio <= target else "MISSED")
-        print(f"{name:<30} {ms:10.1f}  {(base_name or ''):<22} {r:>6}  {tg}")
+    print(f"{'case':<28} {'median ms':>10} {'min ms':>9}  {'ratio':>6}  {'vs':<22} {'target':<12}")
+    print("-" * 94)
+    for row in results:
+        print("" if row is None else row.format())
     print(
         f"\nload average at end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}; "
         f"total {time.perf_counter() - t_start:.0f} s"
@@ -419,7 +427,7 @@ def ppo_loss_cases(
             loss.backward()
 
     run_base()  # first call builds verl's lazy state
-    cases = {"verl ppo_loss / mb": (setup, run_base), "ppo_loss + epo / mb": (setup, run_epo)}
+    cases = {"verl ppo_loss per mb": (setup, run_base), "ppo_loss + epo per mb": (setup, run_epo)}
     return time_cases(cases, args.reps, args.warmup), len(items)
 
 

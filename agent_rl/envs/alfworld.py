@@ -74,6 +74,12 @@ def list_games(data_dir: str, split: str, task_types: tuple[str, ...] = TASK_TYP
     return tuple(games)
 
 
+def split_specs(split: str, data_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """One spec per game of a split: ``{"name": "alfworld", "split": ..., "task_id": i}``."""
+    games = list_games(str(data_dir or default_data_dir()), split)
+    return [{"name": "alfworld", "split": split, "task_id": i} for i in range(len(games))]
+
+
 def task_type_of(gamefile: str | Path) -> str:
     """ALFWorld task type of a game, from its ``traj_data.json``."""
     traj = Path(gamefile).parent / "traj_data.json"

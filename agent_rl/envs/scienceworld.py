@@ -125,7 +125,7 @@ def variations(task: str | int, split: str) -> tuple[int, ...]:
 
 def split_specs(split: str, tasks: tuple[str, ...] = TASK_NAMES) -> list[dict[str, Any]]:
     """Specs for every variation of ``tasks`` in a simulator split."""
-    return [{"task": t, "variation": v} for t in tasks for v in variations(t, split)]
+    return [{"name": "scienceworld", "task": t, "variation": v} for t in tasks for v in variations(t, split)]
 
 
 def epo_split(level: str, part: str) -> list[dict[str, Any]]:

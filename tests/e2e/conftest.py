@@ -1,0 +1,49 @@
+"""End-to-end runs of `agent-rl` on the CPU share one Ray cluster per test module.
+
+The cluster is started once (`ray start --head`, with the logical GPU the CPU platform schedules on) and
+every run joins it with `+ray_kwargs.ray_init.address=...`, instead of each run starting its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    temp_dir = Path(os.environ["RAY_TMPDIR"])
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    start = subprocess.run(
+        [RAY, "start", "--head", "--num-cpus=16", "--num-gpus=1", "--include-dashboard=false",
+         f"--temp-dir={temp_dir}", "--port=0", "--disable-usage-stats"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert start.returncode == 0, start.stderr[-3000:]
+    address = next(line.split("'")[1] for line in start.stdout.splitlines() if "ray start --address=" in line)
+    try:
+        yield address
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def run_agent_rl(out: Path, *overrides: str, ray_address: str | None = None, timeout: int = 1200) -> dict:
+    """Run `agent-rl` into ``out``; return its stdout and the per-step metrics it logged."""
+    env = dict(os.environ)
+    env.pop("WANDB_API_KEY", None)
+    cmd = [sys.executable, "-m", "agent_rl.train", f"hydra.run.dir={out}", *overrides]
+    if ray_address:
+        cmd.append(f"+ray_kwargs.ray_init.address={ray_address}")
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {"out": out, "stdout": proc.stdout, "steps": steps}

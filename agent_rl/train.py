@@ -125,7 +125,7 @@ def prepare(cfg: DictConfig, out_dir: Path) -> None:
         existing = OmegaConf.to_container(existing, resolve=True) if existing is not None else {}
         runtime_env.env_vars = {**existing, **env_vars}
         ray_init = cfg.ray_kwargs.ray_init
-        if ray_init.get("address"):
+        if ray_init.get("address") not in (None, "local"):
             # Joining a running cluster: its resources and temp dir were fixed when it started.
             for key in ("num_cpus", "num_gpus", "include_dashboard", "_temp_dir"):
                 ray_init.pop(key, None)

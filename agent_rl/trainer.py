@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,12 +31,58 @@ from verl.trainer.ppo.v1 import PPOTrainerSync
 from verl.workers.utils.padding import response_to_nested
 
 from agent_rl.advantage import trajectory_grpo
+from agent_rl.methods import aem, empg
+from agent_rl.methods.turns import per_turn_token_mean
 
 logger = logging.getLogger(__name__)
 
 
 def _as_list(x: Any) -> list:
     return list(x.tolist() if hasattr(x, "tolist") else x)
+
+
+@dataclass(frozen=True)
+class StepRows:
+    """Per-row ids and rewards of a batch of step rows, as tensors ``(rows,)``."""
+
+    traj: torch.Tensor  # trajectory index
+    turn: torch.Tensor  # step index inside the trajectory
+    group: torch.Tensor  # rollout group (verl's uid)
+    outcome: torch.Tensor  # the trajectory's outcome reward R
+    penalty: torch.Tensor  # this step's invalid-action penalty
+
+    @classmethod
+    def from_fields(cls, extra: list[dict[str, Any]], uids: list[str], real: torch.Tensor) -> StepRows:
+        trajs = {t: i for i, t in enumerate(dict.fromkeys(e.get("trajectory_id") for e in extra))}
+        groups = {u: i for i, u in enumerate(dict.fromkeys(uids))}
+        keep = real.float()
+        return cls(
+            traj=torch.tensor([trajs[e.get("trajectory_id")] for e in extra]),
+            turn=torch.tensor([int(e.get("turn", 0)) for e in extra]),
+            group=torch.tensor([groups[u] for u in uids]),
+            outcome=torch.tensor([float(e.get("episode_return", 0.0)) for e in extra]) * keep,
+            penalty=torch.tensor([float(e.get("step_penalty", 0.0)) for e in extra]) * keep,
+        )
+
+
+def _stats(name: str, x: torch.Tensor) -> dict[str, float]:
+    if x.numel() == 0:
+        return {}
+    return {
+        f"{name}/mean": float(x.mean()),
+        f"{name}/std": float(x.std(unbiased=False)),
+        f"{name}/min": float(x.min()),
+        f"{name}/max": float(x.max()),
+    }
+
+
+def entropy_by_turn(entropy: torch.Tensor, mask: torch.Tensor, turn: torch.Tensor) -> dict[str, float]:
+    """Mean token entropy of the responses at each turn index (old policy)."""
+    per_turn = per_turn_token_mean(entropy, mask, turn)
+    present = torch.zeros(len(per_turn), dtype=torch.bool).index_fill_(0, turn[mask.any(1)], True)
+    return {
+        f"entropy_by_turn/{t}": float(v) for t, (v, p) in enumerate(zip(per_turn, present, strict=True)) if p
+    }
 
 
 def episode_metrics(extra: list[dict[str, Any]], prefix: str = "env") -> dict[str, float]:
@@ -67,7 +114,9 @@ def episode_metrics(extra: list[dict[str, Any]], prefix: str = "env") -> dict[st
     return out
 
 
-def overall_validation_metrics(metrics: dict[str, float], tasks_per_source: dict[str, int]) -> dict[str, float]:
+def overall_validation_metrics(
+    metrics: dict[str, float], tasks_per_source: dict[str, int]
+) -> dict[str, float]:
     """verl reports validation per ``data_source`` (``<env>/<task type>`` for our rows); add the
     environment-wide value of each ``val-core`` metric, weighted by the number of tasks of each type."""
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
@@ -93,49 +142,79 @@ class AgentTrainer(PPOTrainerSync):
         return metrics
 
     def _compute_advantage(self, batch, metrics: dict):
-        data = tq.kv_batch_get(
-            keys=batch.keys, partition_id=batch.partition_id, select_fields=["uid", "extra_fields", "response_mask"]
-        )
+        method = self.config.get("method", {}).get("name", "none")
+        fields = ["uid", "extra_fields", "response_mask"] + (["entropy"] if method != "none" else [])
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         extra = [dict(e) if e is not None else {} for e in _as_list(data["extra_fields"])]
         if not any("trajectory_id" in e for e in extra):
             return super()._compute_advantage(batch, metrics)
 
         tags = batch.tags or [{} for _ in batch.keys]
-        real = [("trajectory_id" in e) and not t.get("is_padding", False) for e, t in zip(extra, tags, strict=True)]
-        response_mask = data["response_mask"]
-        lengths = response_mask.offsets().diff()
-        rows, width = len(extra), int(lengths.max()) if len(lengths) else 0
-
-        outcome = torch.tensor([e.get("episode_return", 0.0) if r else 0.0 for e, r in zip(extra, real, strict=True)])
-        penalty = torch.tensor([e.get("step_penalty", 0.0) if r else 0.0 for e, r in zip(extra, real, strict=True)])
-
-        scores = torch.zeros(rows, max(width, 1))
-        last = (lengths - 1).clamp(min=0)
-        scores[torch.arange(rows), last] = outcome - penalty
-        scores = scores[:, :width] * torch.tensor(real).unsqueeze(1)
-        tq.kv_batch_put(
-            keys=batch.keys, partition_id=batch.partition_id,
-            fields=TensorDict({"rm_scores": response_to_nested(scores, response_mask)}, batch_size=rows),
+        real = torch.tensor(
+            [
+                ("trajectory_id" in e) and not t.get("is_padding", False)
+                for e, t in zip(extra, tags, strict=True)
+            ]
         )
+        rows = StepRows.from_fields(extra, _as_list(data["uid"]), real)
+        response_mask = data["response_mask"]
+        mask = response_mask.to_padded_tensor(0) * real.unsqueeze(1)
 
+        # 1. each row's score: outcome minus its own invalid-action penalty, at its last response token
+        lengths = response_mask.offsets().diff()
+        scores = torch.zeros(mask.shape)
+        scores[torch.arange(len(extra)), (lengths - 1).clamp(min=0)] = rows.outcome - rows.penalty
+        self._put(batch, rm_scores=(scores * real.unsqueeze(1), response_mask))
+
+        # 2. verl's advantage step (KL in reward, rollout correction, GAE, ...), then the base advantage
         batch = super()._compute_advantage(batch, metrics)
-
         if self.config.algorithm.adv_estimator == "grpo":
-            traj_ids = {tid: i for i, tid in enumerate(dict.fromkeys(e.get("trajectory_id") for e in extra))}
-            uids = {u: i for i, u in enumerate(dict.fromkeys(_as_list(data["uid"])))}
             adv = trajectory_grpo(
-                outcome, penalty,
-                traj_id=torch.tensor([traj_ids[e.get("trajectory_id")] for e in extra]),
-                group_id=torch.tensor([uids[u] for u in _as_list(data["uid"])]),
+                rows.outcome,
+                rows.penalty,
+                rows.traj,
+                rows.group,
                 norm_by_std=bool(self.config.algorithm.get("norm_adv_by_std_in_grpo", True)),
             )
-            adv = adv * torch.tensor(real, dtype=adv.dtype)
-            padded = adv.unsqueeze(1).expand(rows, max(width, 1))[:, :width].contiguous()
-            nested = response_to_nested(padded, response_mask)
-            batch = tq.kv_batch_put(
-                keys=batch.keys, partition_id=batch.partition_id,
-                fields=TensorDict({"advantages": nested, "returns": nested.clone()}, batch_size=rows),
+            advantages = adv.unsqueeze(1) * mask
+        else:
+            got = tq.kv_batch_get(
+                keys=batch.keys, partition_id=batch.partition_id, select_fields=["advantages"]
             )
+            advantages = got["advantages"].to_padded_tensor(0.0) * mask
 
-        metrics.update(episode_metrics([e for e, r in zip(extra, real, strict=True) if r]))
+        # 3. the entropy method's transform of the advantages
+        if method != "none":
+            entropy = data["entropy"].to_padded_tensor(0.0).float()
+            advantages = self._method_advantages(method, advantages, entropy, mask, rows, metrics)
+            metrics.update(entropy_by_turn(entropy, mask, rows.turn))
+        batch = self._put(batch, advantages=(advantages, response_mask), returns=(advantages, response_mask))
+
+        metrics.update(episode_metrics([e for e, r in zip(extra, real.tolist(), strict=True) if r]))
         return batch
+
+    def _method_advantages(self, method, advantages, entropy, mask, rows: StepRows, metrics):
+        cfg = self.config.method
+        if method == "empg":
+            terms = empg.empg_terms(entropy, mask, rows.traj, rows.turn, k=cfg.k, k_next=cfg.k_next, eps=1e-8)
+            metrics.update(_stats("method/empg/g", terms.g[terms.valid]))
+            metrics.update(_stats("method/empg/f", terms.f[terms.valid]))
+            return empg.empg_advantages(
+                advantages, entropy, mask, rows.traj, rows.turn, k=cfg.k, k_next=cfg.k_next, zeta=cfg.zeta
+            )
+        if method == "aem":
+            alpha = aem.aem_weights(entropy, mask, rows.group, lam=cfg.lam, min_range=cfg.min_range)
+            metrics.update(_stats("method/aem/alpha", alpha[mask.any(1)]))
+            return aem.aem_advantages(
+                advantages, entropy, mask, rows.group, lam=cfg.lam, min_range=cfg.min_range
+            )
+        return advantages
+
+    def _put(self, batch, **fields):
+        """Write padded ``(rows, T)`` tensors back to TransferQueue as nested tensors shaped like the mask."""
+        nested = {name: response_to_nested(t.float(), mask) for name, (t, mask) in fields.items()}
+        return tq.kv_batch_put(
+            keys=batch.keys,
+            partition_id=batch.partition_id,
+            fields=TensorDict(nested, batch_size=len(batch.keys)),
+        )

@@ -163,8 +163,8 @@ def main() -> None:
     import ray
 
     (REPO / ".ray_tmp").mkdir(exist_ok=True)
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, _temp_dir=str(REPO / ".ray_tmp"),
-             log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False,
+             _temp_dir=str(REPO / ".ray_tmp"), log_to_driver=False, configure_logging=False)
     kwargs = {"scienceworld": {}, "alfworld": {}, "webshop": {}}
     actor_counts = sorted(set(args.actors) | {1})
     print(f"{os.cpu_count()} cores; {args.steps} timed steps per worker; "

@@ -4,9 +4,18 @@
 One synthetic but realistic training batch (default 8192 step rows x 512 response tokens): trajectories of
 1-20 steps, 8 trajectories per rollout group, response lengths drawn log-normally (median ~180 tokens, cut
 at 512, so some rows are full), rows shuffled (verl's ``balance_batch`` reorders rows), 40% of trajectories
-succeed (reward 1 on the last response token of every row of the trajectory). Every case runs on that same
-batch in this process; times are medians over ``--reps`` interleaved repetitions after ``--warmup``
-untimed ones, with ``torch.set_num_threads(--threads)``. Ratios are median(case) / median(baseline).
+succeed (reward 1 on the last response token of every row of the trajectory), ``response_mask`` int64 as in
+verl's batch. Every case runs on that same batch in this process.
+
+Timing: each group of cases runs ``--warmup`` untimed and ``--reps`` timed repetitions; a repetition runs
+every case of the group once, in turn (setup untimed), so a case and its baseline see the same load. Printed
+per case: median and min wall time (``time.perf_counter``), median process CPU time (``time.process_time``);
+``ratio`` is the median over repetitions of the per-repetition wall-time ratio to the baseline (targets are
+judged on it), ``cpu r.`` the same with CPU times, which the machine's other load disturbs least.
+``torch.set_num_threads(--threads)``, default 1: on the shared 2-core box other jobs hold the cores, and
+with 2 threads every parallel tensor op waits for its second thread to be scheduled (milliseconds each):
+verl's vectorized GRPO took 61 ms at 2 threads against 8.6 ms at 1, while verl's GRPO loop, Python-bound, is
+single-threaded anyway. ``--threads 2`` on an idle machine.
 
 Advantage transforms, baseline ``verl.trainer.ppo.core_algos.compute_grpo_outcome_advantage`` (what
 ``adv_estimator: grpo`` runs; a Python loop over rows) on the batch's token-level rewards and string uids:
@@ -17,26 +26,28 @@ Advantage transforms, baseline ``verl.trainer.ppo.core_algos.compute_grpo_outcom
 
 EPO loss, forward + backward, target <= 1.2x. Baseline: the tensor work of verl's ``ppo_loss``
 (``verl/workers/utils/losses.py``) on padded ``(rows, T)`` tensors: ``core_algos.compute_policy_loss_vanilla``
-(clip 0.2/0.28, ``token-mean``, the ``global_batch_info`` verl sets) minus ``entropy_coeff`` x
-``agg_loss(entropy)``, backward into leaf ``log_prob`` and ``entropy`` tensors. The EPO case is the same
-policy loss with EPO in place of verl's entropy term (EPO's lambda *is* ``entropy_coeff``, as in the
-released code): ``epo_loss(pg_loss, entropy, ...)`` with the paper variant, smoothing active (reference from
-an ``EntropyHistory``, step 40 of 150, alpha 0.1). Why not ``ppo_loss`` itself on the full batch: it takes
-the model output in verl's padding-free layout and pads it back with ``no_padding_2_padding``, one slice +
-``F.pad`` per row; the backward of 8192 slices of one values tensor adds 8192 full-size gradient buffers
-(quadratic), measured at 72-296 s per call here, i.e. it would time verl's plumbing, not the loss. verl
-calls it per micro-batch instead, so ``ppo_loss`` is also timed that way (information): the project's GRPO
-actor config (KL loss 0.01 low_var_kl, entropy_coeff 0.001, token-mean), micro-batches of 8 rows
-(``ppo_micro_batch_size_per_gpu``), nested log-prob/entropy outputs; the EPO case pads the entropy with
-the same ``no_padding_2_padding``, calls ``ppo_loss`` without entropy and adds ``epo_loss``. The released
-EPO variant (smoothing forced on via ``gate_turn=0``) is shown for information.
+(clip 0.2/0.28, ``token-mean``, the ``global_batch_info`` verl sets; no KL term, which would add the same
+work to both sides) minus ``entropy_coeff`` x ``agg_loss(entropy)``, backward into leaf ``log_prob`` and
+``entropy`` tensors. The EPO case is the same policy loss with EPO in place of verl's entropy term (EPO's
+lambda *is* ``entropy_coeff``, as in the released code): ``epo_loss(pg_loss, entropy, ...)``, paper variant,
+smoothing active (reference from an ``EntropyHistory``, step 40 of 150, alpha 0.1). Why not ``ppo_loss``
+itself on the full batch: it takes the model output in verl's padding-free layout and pads it back with
+``no_padding_2_padding``, one slice + ``F.pad`` per row; the backward of 8192 slices of one values tensor
+adds 8192 full-size gradient buffers (quadratic), measured at 72-296 s per call here, so it would time
+verl's plumbing, not the loss. verl calls it per micro-batch, so ``ppo_loss`` is also timed that way
+(information, ``--micro-batches`` of 8 rows, ``ppo_micro_batch_size_per_gpu``): the project's
+``conf/algo/grpo.yaml`` actor settings (clip 0.2, KL loss 0.01 low_var_kl, entropy_coeff 0.001,
+token-mean), nested log-prob/entropy outputs as verl's FSDP engine produces them; the EPO case pads the
+entropy with the same ``no_padding_2_padding``, calls ``ppo_loss`` without entropy and adds ``epo_loss``.
+The released EPO variant (smoothing forced on via ``gate_turn=0``) is shown for information.
 
 SPEAR (information, absolute times): ``SpearReplayBuffer.add`` of the whole batch (payload: response ids,
 mask, old log-probs), ``sample`` from a full buffer, ``clip_cov_select`` with the on-policy bounds.
 
 The process exits non-zero only on errors; missed targets are reported, not failed.
 
-    .venv/bin/python bench/methods.py                    # full size, ~2-4 min on 2 busy cores
+    .venv/bin/python bench/methods.py                    # full size, 2-4 min on the busy 2-core box
+    .venv/bin/python bench/methods.py --threads 2        # on an idle machine
     .venv/bin/python bench/methods.py --rows 1024 --reps 5 --no-ppo-loss   # quick look
 """
 
@@ -81,21 +92,29 @@ class Batch:
 @dataclass
 class Row:
     name: str
-    median_ms: float
+    median_ms: float  # wall clock
     min_ms: float
+    cpu_ms: float  # median process CPU time
     base: str | None
-    ratio: float | None  # median / median of base
+    ratio: float | None  # wall: median over repetitions of the per-repetition ratio to base
+    cpu_ratio: float | None  # the same with CPU times
     target: float | None
 
+    HEADER = (
+        f"{'case':<26} {'median ms':>9} {'min ms':>8} {'cpu ms':>8}  {'ratio':>5} {'cpu r.':>6}  "
+        f"{'vs':<20} target"
+    )
+
     def format(self) -> str:
-        ratio = f"{self.ratio:6.2f}" if self.ratio is not None else ""
+        ratio = f"{self.ratio:5.2f}" if self.ratio is not None else ""
+        cpu_ratio = f"{self.cpu_ratio:6.2f}" if self.cpu_ratio is not None else ""
         target = ""
         if self.target is not None:
             ok = self.ratio is not None and self.ratio <= self.target
             target = f"<={self.target:.1f} " + ("ok" if ok else "MISSED")
         return (
-            f"{self.name:<28} {self.median_ms:10.1f} {self.min_ms:9.1f}  {ratio:>6}  {self.base or '':<22} "
-            f"{target}"
+            f"{self.name:<26} {self.median_ms:9.1f} {self.min_ms:8.1f} {self.cpu_ms:8.1f}  {ratio:>5} "
+            f"{cpu_ratio:>6}  {self.base or '':<20} {target}"
         ).rstrip()
 
 
@@ -136,22 +155,31 @@ def make_batch(rows: int, t: int, seed: int) -> Batch:
     )  # fmt: skip
 
 
-def time_cases(cases: dict[str, tuple[Callable[[], None] | None, Callable[[], object]]], reps: int,
-               warmup: int) -> dict[str, list[float]]:  # fmt: skip
-    """Interleaved timing: each repetition runs every case once (setup untimed). Returns seconds."""
-    out: dict[str, list[float]] = {k: [] for k in cases}
+Case = tuple[Callable[[], object] | None, Callable[[], object]]  # (untimed setup or None, timed call)
+
+
+@dataclass
+class Samples:
+    wall: list[float] = field(default_factory=list)  # seconds, time.perf_counter
+    cpu: list[float] = field(default_factory=list)  # seconds of this process's CPU, time.process_time
+
+
+def time_cases(cases: dict[str, Case], reps: int, warmup: int) -> dict[str, Samples]:
+    """Interleaved timing: each repetition runs every case once, in order, after its untimed setup."""
+    out = {k: Samples() for k in cases}
     for i in range(warmup + reps):
         for name, (setup, fn) in cases.items():
             if setup is not None:
                 setup()
             gc.collect()
             gc.disable()
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
-            dt = time.perf_counter() - t0
+            t1, c1 = time.perf_counter(), time.process_time()
             gc.enable()
             if i >= warmup:
-                out[name].append(dt)
+                out[name].wall.append(t1 - t0)
+                out[name].cpu.append(c1 - c0)
     return out
 
 
@@ -172,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokens", type=int, default=512)
     ap.add_argument("--reps", type=int, default=11)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (see above)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--micro-batches", type=int, default=64, help="ppo_loss micro-batches (8 rows) per rep")
     ap.add_argument("--no-ppo-loss", action="store_true", help="skip the per-micro-batch ppo_loss cases")
@@ -206,13 +234,18 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[Row | None] = []  # None: a blank line
 
-    def add(times: dict[str, list[float]], name: str, base: str | None = None, target: float | None = None,
+    def add(times: dict[str, Samples], name: str, base: str | None = None, target: float | None = None,
             scale: float = 1.0) -> None:  # fmt: skip
-        ratio = None
-        if base is not None:
-            ratio = statistics.median(times[name]) / statistics.median(times[base])
-        med, best = statistics.median(times[name]) * scale * 1e3, min(times[name]) * scale * 1e3
-        results.append(Row(name, med, best, base, ratio, target))
+        x = times[name]
+        ratio = cpu_ratio = None
+        if base is not None:  # median over repetitions of the paired ratio (same repetition, same load)
+            ratio = statistics.median(a / b for a, b in zip(x.wall, times[base].wall, strict=True))
+            cpu_ratio = statistics.median(
+                a / max(b, 1e-9) for a, b in zip(x.cpu, times[base].cpu, strict=True)
+            )
+        ms = scale * 1e3
+        med, best, cpu = statistics.median(x.wall) * ms, min(x.wall) * ms, statistics.median(x.cpu) * ms
+        results.append(Row(name, med, best, cpu, base, ratio, cpu_ratio, target))
 
     # -- advantage transforms --------------------------------------------------------------------------
     grpo = "verl grpo (loop)"
@@ -333,8 +366,8 @@ def main(argv: list[str] | None = None) -> int:
 
     load1 = os.getloadavg()
     print()
-    print(f"{'case':<28} {'median ms':>10} {'min ms':>9}  {'ratio':>6}  {'vs':<22} {'target':<12}")
-    print("-" * 94)
+    print(Row.HEADER)
+    print("-" * len(Row.HEADER))
     for row in results:
         print("" if row is None else row.format())
     print(
@@ -346,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def ppo_loss_cases(
     b: Batch, adv2d: torch.Tensor, n_tok: int, epo_kw: dict, args: argparse.Namespace
-) -> tuple[dict[str, list[float]], int]:
+) -> tuple[dict[str, Samples], int]:
     """verl's ``ppo_loss`` per micro-batch of 8 rows, as its engine calls it, with and without EPO.
 
     Returns the times of the whole run of micro-batches and their number.

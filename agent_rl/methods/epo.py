@@ -177,7 +177,11 @@ class _PaperRegularizer(torch.autograd.Function):
                 d = torch.where(mask, d, 0.0)
             slope = torch.sign(d)
             pen_rows = d.abs().sum(-1)
-            n_out = slope.abs().sum(dtype=torch.float32)  # tokens with P > 0 (exact below 2**24)
+            flat = slope.reshape(-1)  # tokens with P > 0: sum of slope**2 (exact below 2**24 tokens)
+            if flat.dtype in (torch.float32, torch.float64):
+                n_out = torch.dot(flat, flat)
+            else:
+                n_out = flat.abs().sum(dtype=torch.float32)
         else:  # lo > hi somewhere (a negative reference): the two hinges overlap
             pen = torch.where(mask, torch.relu(lo - h) + torch.relu(h - hi), 0.0)
             slope = (h > hi).to(h.dtype) - (h < lo).to(h.dtype)
@@ -341,17 +345,19 @@ def epo_regularizer(
         turns.check_ids("turn", turn, rows)
     if kappa_l > kappa_r:
         raise ValueError(f"kappa_l ({kappa_l}) must be <= kappa_r ({kappa_r})")
+    if variant == "released" and turn is None:
+        raise ValueError("variant='released' needs turn (rows,) for its turn >= gate_turn gate")
     mask = turns.as_bool_mask(response_mask)
     dtype = token_entropy.dtype
     zero = token_entropy.new_zeros(())
+    ref = None if reference is None else _reference_tensor(reference, rows, token_entropy)  # (rows, 1)
     if variant == "paper":
         w_row, cnt = _row_weights(mask.sum(-1, dtype=dtype), traj_id)
         n_tok = cnt.sum().clamp_min(1)
         beta = phase_weight(step, total_steps, gamma)
-        active = reference is not None
+        active = ref is not None
         lo = hi = None
-        if active:
-            ref = _reference_tensor(reference, rows, token_entropy)
+        if ref is not None:
             lo, hi = kappa_l * ref, kappa_r * ref
             if rows and ref.stride(0) == 0:  # one scalar reference: float bounds (the same values)
                 lo, hi = float(lo[0, 0]), float(hi[0, 0])
@@ -360,15 +366,12 @@ def epo_regularizer(
         )
         share = n_out / n_tok if active else zero
     else:
-        if turn is None:
-            raise ValueError("variant='released' needs turn (rows,) for its turn >= gate_turn gate")
         h = torch.where(mask, token_entropy, 0.0)  # padding may hold anything
         n_tok = mask.sum(dtype=dtype).clamp_min(1)
         ent = h.sum() / n_tok  # token-mean
         beta = released_phase_weight(step)
-        active = reference is not None and rows > 0 and bool((turn >= gate_turn).any())
+        active = ref is not None and rows > 0 and bool((turn >= gate_turn).any())
         if active:
-            ref = _reference_tensor(reference, rows, token_entropy)
             hd = h.detach()
             inside = (hd > kappa_l * ref) & (hd < kappa_r * ref)  # open corridor, as released
             n_out = (mask & ~inside).sum(dtype=dtype)
@@ -377,10 +380,7 @@ def epo_regularizer(
         else:
             smooth, share = zero, zero
         reg = -entropy_coeff * (ent - beta * smooth)
-    if reference is None or rows == 0:
-        ref_mean = zero
-    else:
-        ref_mean = _reference_tensor(reference, rows, token_entropy).mean()
+    ref_mean = zero if ref is None or rows == 0 else ref.mean()
     metrics = {
         "epo/entropy": ent.detach(),
         "epo/smooth_loss": torch.as_tensor(smooth).detach(),

@@ -80,8 +80,15 @@ class EnvAgentLoop(AgentLoopBase):
         async with pool.lease() as env:
             observation, info = await env.reset(spec)
             task, task_type = info.get("task", ""), info.get("task_type", "")
+            # ScienceWorld lists every valid action-object combination (hundreds); its prompt shows the
+            # action templates and the objects instead, as EPO's does.
+            templates, objects = info.get("action_templates"), info.get("objects")
             for turn in range(self.max_steps):
-                step = await self._generate(sampling_params, task, turn, history, observation, info)
+                objects = info.get("objects", objects)
+                actions = templates if templates else info.get("admissible_actions") or []
+                step = await self._generate(
+                    sampling_params, task, turn, history, observation, actions, objects
+                )
                 parsed = parse_action(step.pop("text"), self.env_name)
                 next_observation, _, done, info = await env.step(parsed.action)
                 step.update(turn=turn, valid=parsed.valid, reason=parsed.reason, action=parsed.action)
@@ -94,18 +101,34 @@ class EnvAgentLoop(AgentLoopBase):
                     break
         return self._outputs(steps, trajectory_id, task_type, won, score, done, env_failed)
 
+    def _cap_text_prompt_length(self, prompt_ids: list[int]) -> list[int]:
+        """verl's cap on the prompt (keeps its last ``rollout.prompt_length`` tokens); noted per step."""
+        self._prompt_truncated = len(prompt_ids) > self.prompt_length
+        return super()._cap_text_prompt_length(prompt_ids)
+
     async def _generate(
-        self, sampling_params: dict[str, Any], task: str, turn: int, history: list[tuple[str, str]],
-        observation: str, info: dict[str, Any],
+        self,
+        sampling_params: dict[str, Any],
+        task: str,
+        turn: int,
+        history: list[tuple[str, str]],
+        observation: str,
+        actions: list[str],
+        objects: list[str] | None,
     ) -> dict[str, Any]:
         messages = build_prompt(
-            self.env_name, task, turn, history, observation, info.get("admissible_actions") or [],
-            self.history_length, **({"objects": info["objects"]} if "objects" in info else {}),
+            self.env_name,
+            task,
+            turn,
+            history,
+            observation,
+            actions,
+            self.history_length,
+            **({"objects": objects} if objects is not None else {}),
         )
+        self._prompt_truncated = False
         prompt_ids = await self.ct_build_initial_tokens(messages)
-        truncated = len(prompt_ids) > self.prompt_length
-        if truncated:  # keep the end: the current observation, actions and instruction
-            prompt_ids = prompt_ids[-self.prompt_length :]
+        truncated = self._prompt_truncated
         start = time.perf_counter()
         out = await self.server_manager.generate(
             request_id=uuid4().hex, prompt_ids=prompt_ids, sampling_params=dict(sampling_params)
@@ -114,21 +137,35 @@ class EnvAgentLoop(AgentLoopBase):
         log_probs = list(out.log_probs[: self.response_length]) if out.log_probs else None
         text = self.tokenizer.decode(response_ids, skip_special_tokens=True)
         return {
-            "prompt_ids": list(prompt_ids), "response_ids": response_ids, "log_probs": log_probs, "text": text,
-            "generate_s": time.perf_counter() - start, "prompt_truncated": truncated,
+            "prompt_ids": list(prompt_ids),
+            "response_ids": response_ids,
+            "log_probs": log_probs,
+            "text": text,
+            "generate_s": time.perf_counter() - start,
+            "prompt_truncated": truncated,
             "server_fields": dict(out.extra_fields or {}),
         }
 
     def _outputs(
-        self, steps: list[dict[str, Any]], trajectory_id: str, task_type: str, won: bool, score: float,
-        done: bool, env_failed: bool,
+        self,
+        steps: list[dict[str, Any]],
+        trajectory_id: str,
+        task_type: str,
+        won: bool,
+        score: float,
+        done: bool,
+        env_failed: bool,
     ) -> list[AgentLoopOutput]:
         episode_return = self.success_reward * float(won)
         num_steps = len(steps)
         valid_ratio = sum(s["valid"] for s in steps) / max(num_steps, 1)
         episode_info = {
-            "won": float(won), "score": score, "episode_return": episode_return, "episode_length": num_steps,
-            "valid_action_ratio": valid_ratio, "env_failed": float(env_failed),
+            "won": float(won),
+            "score": score,
+            "episode_return": episode_return,
+            "episode_length": num_steps,
+            "valid_action_ratio": valid_ratio,
+            "env_failed": float(env_failed),
         }
         outputs = []
         for s in steps:

@@ -1,7 +1,7 @@
 """End-to-end runs of `agent-rl` on the CPU share one Ray cluster per test module.
 
 The cluster is started once (`ray start --head`, with the logical GPU the CPU platform schedules on) and
-every run joins it with `+ray_kwargs.ray_init.address=...`, instead of each run starting its own.
+every run joins it with `++ray_kwargs.ray_init.address=...`, instead of each run starting its own.
 """
 
 from __future__ import annotations
@@ -34,15 +34,18 @@ def ray_address():
         yield address
     finally:
         subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        # a later plain ray.init() would otherwise look for this cluster
+        (temp_dir / "ray_current_cluster").unlink(missing_ok=True)
 
 
 def run_agent_rl(out: Path, *overrides: str, ray_address: str | None = None, timeout: int = 1200) -> dict:
     """Run `agent-rl` into ``out``; return its stdout and the per-step metrics it logged."""
     env = dict(os.environ)
     env.pop("WANDB_API_KEY", None)
+    env.pop("WANDB_MODE", None)  # agent-rl itself must choose offline when there is no key
     cmd = [sys.executable, "-m", "agent_rl.train", f"hydra.run.dir={out}", *overrides]
     if ray_address:
-        cmd.append(f"+ray_kwargs.ray_init.address={ray_address}")
+        cmd.append(f"++ray_kwargs.ray_init.address={ray_address}")
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
     steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -124,3 +124,14 @@ def test_episode_is_cut_at_max_steps(setup):
     assert len(outputs) == 2
     assert [o.extra_fields["turn"] for o in outputs] == [0, 1]
     assert all(o.reward_score == 0.0 and o.extra_fields["won"] == 0.0 for o in outputs)
+
+
+def test_long_prompts_are_cut_to_the_prompt_length_and_flagged(setup):
+    cfg, tokenizer, rows = setup
+    cfg = cfg.copy()
+    cfg.data.max_prompt_length = 64
+    outputs, server = play(cfg, tokenizer, rows[0], ["<think>x</think><action>look</action>"] * 2 + [""] * 18)
+    assert all(len(o.prompt_ids) == 64 for o in outputs)
+    assert all(o.extra_fields["prompt_truncated"] for o in outputs)
+    # the end of the prompt (the instruction) is what is kept
+    assert server.prompts[0].endswith("<|im_start|>assistant\n")

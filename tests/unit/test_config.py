@@ -27,13 +27,24 @@ def test_groups_have_the_expected_choices():
     assert GROUPS["model"] == ["qwen2.5-1.5b", "qwen2.5-3b", "qwen2.5-7b", "tiny"]
     assert GROUPS["cluster"] == ["1gpu", "8gpu", "cpu", "multinode"]
     assert GROUPS["logger"] == ["console", "wandb"]
-    assert "none" in GROUPS["method"]
+    assert GROUPS["method"] == ["aem", "empg", "epo", "none", "spear"]
+    assert GROUPS["env"] == ["alfworld", "arith", "scienceworld", "webshop"]
 
 
-@pytest.mark.parametrize(
-    "choice", [dict(zip(GROUPS, combo, strict=True)) for combo in itertools.product(*GROUPS.values())],
-    ids=lambda c: "-".join(c.values()),
-)
+def combinations() -> list[dict[str, str]]:
+    """Every combination of the axes that set training keys together (env x algo x method x model), and
+    every combination of the hardware axes (model x cluster x logger). The two sets share only `model`,
+    whose files set no key that env, algo or method files also set except batch sizes (checked below)."""
+    science = [dict(zip(("env", "algo", "method", "model"), c, strict=True)) for c in
+               itertools.product(GROUPS["env"], GROUPS["algo"], GROUPS["method"], GROUPS["model"])]
+    hardware = [dict(zip(("model", "cluster", "logger"), c, strict=True)) for c in
+                itertools.product(GROUPS["model"], GROUPS["cluster"], GROUPS["logger"])]
+    defaults = {"env": "alfworld", "algo": "grpo", "method": "none", "model": "tiny", "logger": "wandb",
+                "cluster": "cpu"}
+    return [{**defaults, **c} for c in science + hardware]
+
+
+@pytest.mark.parametrize("choice", combinations(), ids=lambda c: "-".join(c.values()))
 def test_every_combination_composes(hydra_ctx, choice):
     cfg = compose("config", overrides=[f"{k}={v}" for k, v in choice.items()])
     for group, value in choice.items():
@@ -47,6 +58,13 @@ def test_every_combination_composes(hydra_ctx, choice):
     assert cfg.algorithm.adv_estimator in {"grpo", "gae"}
     assert cfg.actor_rollout_ref.actor.strategy == "fsdp2"
     assert OmegaConf.select(cfg, "trainer.device") == ("cpu" if choice["cluster"] == "cpu" else "cuda")
+    if choice["method"] != "none":
+        assert cfg.actor_rollout_ref.actor.calculate_entropy is True
+    paper_steps = {"alfworld": 50, "scienceworld": 30, "webshop": 15}
+    if choice["env"] in paper_steps:
+        expected = 4 if choice["model"] == "tiny" else paper_steps[choice["env"]]
+        assert cfg.env.max_steps == expected and cfg.env.history_length == 2
+        assert cfg.env.success_reward == 10.0 and cfg.env.invalid_action_penalty == 0.1
     if choice["algo"] == "ppo":
         assert cfg.critic.enable is True
     if choice["algo"] == "dapo":

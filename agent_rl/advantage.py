@@ -9,7 +9,8 @@ A trajectory :math:`i` of group :math:`g` (the ``rollout.n`` trajectories sample
 with :math:`R_i` the outcome reward (``success_reward`` for a win, else 0) and :math:`p` the invalid-action
 penalty. GRPO's group-relative advantage is taken over trajectory returns and given to every step row:
 
-.. math::  A_{i,t} = \frac{G_i - \operatorname{mean}_{j \in g} G_j}{\operatorname{std}_{j \in g} G_j + \epsilon}
+.. math::  A_{i,t} = \frac{G_i - \operatorname{mean}_{j \in g} G_j}
+                          {\operatorname{std}_{j \in g} G_j + \epsilon}
            \quad(\text{or without the division when } \texttt{norm\_by\_std} \text{ is off})
 
 Relation to verl-agent (the code all four papers trained with): verl-agent scores each step *row* with
@@ -39,7 +40,9 @@ def trajectory_returns(
     Returns: ``G (num_traj,)``, ``traj_index (rows,)`` (row -> trajectory), ``first_row (num_traj,)``.
     """
     traj_index, num_traj = compact_ids(traj_id)
-    penalty = torch.zeros(num_traj, dtype=outcome.dtype).index_add_(0, traj_index, step_penalty.to(outcome.dtype))
+    penalty = torch.zeros(num_traj, dtype=outcome.dtype).index_add_(
+        0, traj_index, step_penalty.to(outcome.dtype)
+    )
     rows = torch.arange(len(traj_id))
     first_row = torch.full((num_traj,), len(traj_id), dtype=torch.long).scatter_reduce_(
         0, traj_index, rows, reduce="amin"

@@ -31,9 +31,7 @@ from typing import Any
 from agent_rl.tiny_model import cache_root
 
 AGENT_NAME = "agent_rl_env"
-ARITH_PROMPT = (
-    "What is {a} + {b}? Think inside <think></think> and give the answer inside <answer></answer>."
-)
+ARITH_PROMPT = "What is {a} + {b}? Think inside <think></think> and give the answer inside <answer></answer>."
 
 
 def arith_rows(n: int, seed: int, split: str) -> list[dict[str, Any]]:
@@ -86,8 +84,9 @@ def scienceworld_specs(split: str) -> list[tuple[dict[str, Any], str]]:
 def webshop_specs(split: str, env_kwargs: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     from agent_rl.envs.webshop import env as webshop
 
-    sizes = webshop.split_sizes(env_kwargs.get("data_dir"), env_kwargs.get("human_goals", False),
-                                env_kwargs.get("seed", 0))
+    sizes = webshop.split_sizes(
+        env_kwargs.get("data_dir"), env_kwargs.get("human_goals", False), env_kwargs.get("seed", 0)
+    )
     if split not in sizes:
         raise ValueError(f"unknown WebShop split {split!r}; valid: {', '.join(sizes)}")
     return [({"split": split, "goal_idx": i}, "webshop") for i in range(sizes[split])]

@@ -171,7 +171,10 @@ def main(cfg: DictConfig) -> None:
     prepare(cfg, out_dir)
     validate(cfg)
     if cfg.dry_run:
-        print(f"[agent_rl] dry run {cfg.run_name}: config valid, model and data ready; resolved config in {out_dir}")
+        print(
+            f"[agent_rl] dry run {cfg.run_name}: config valid, model and data ready; "
+            f"resolved config in {out_dir}"
+        )
         OmegaConf.save(cfg, out_dir / "resolved_config.yaml")
         return
     print(f"[agent_rl] run {cfg.run_name}: outputs in {out_dir}")
@@ -180,7 +183,10 @@ def main(cfg: DictConfig) -> None:
     if "file" in cfg.trainer.logger:
         print(f"[agent_rl] metrics (one JSON line per step): {os.environ['VERL_FILE_LOGGER_PATH']}")
     if "wandb" in cfg.trainer.logger:
-        print(f"[agent_rl] W&B ({os.environ.get('WANDB_MODE', 'online')}) files in {os.environ['WANDB_DIR']}/wandb")
+        print(
+            f"[agent_rl] W&B ({os.environ.get('WANDB_MODE', 'online')}) files in "
+            f"{os.environ['WANDB_DIR']}/wandb"
+        )
 
 
 if __name__ == "__main__":

@@ -186,7 +186,11 @@ class AgentTrainer(PPOTrainerSync):
         # 3. the entropy method's transform of the advantages
         if method != "none":
             entropy = data["entropy"].to_padded_tensor(0.0).float()
+            base = advantages
             advantages = self._method_advantages(method, advantages, entropy, mask, rows, metrics)
+            changed = (advantages - base).abs()[mask.bool()]
+            if changed.numel():  # how far the method moved the base advantages of this very batch
+                metrics[f"method/{method}/adv_change_abs_mean"] = float(changed.mean())
             metrics.update(entropy_by_turn(entropy, mask, rows.turn))
         batch = self._put(batch, advantages=(advantages, response_mask), returns=(advantages, response_mask))
 

@@ -184,8 +184,8 @@ def empg_advantages(
             a_mod = a_mod - turns.segment_mean(a_mod, None, valid)
         out = torch.where(valid, a_mod, torch.zeros_like(a_mod))
     else:
-        # A_final = g A + (zeta f - mean): the mean over valid steps of each row's masked token mean of
-        # A_mod, which is g * (masked token mean of A) + zeta f; one pass over (rows, T) for it, one for A_final
+        # A_final = g A + (zeta f - mean), the mean taken over valid steps of each row's masked token mean of
+        # A_mod, which is g * (masked token mean of A) + zeta f: A_mod itself is never materialised
         shift = zeta * f
         if center:
             a_bar = torch.where(mask, a, 0.0).sum(-1) / cnt.to(dt).clamp_min(1)

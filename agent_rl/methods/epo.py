@@ -170,13 +170,13 @@ class _PaperRegularizer(torch.autograd.Function):
             ordered, straddles_zero = bool((lo <= hi).all()), bool(((lo <= 0) & (hi >= 0)).all())
         else:
             ordered, straddles_zero = lo <= hi, lo <= 0 <= hi
-        if ordered:
-            d = h.clamp(lo, hi)
-            d = torch.sub(h, d, out=d)  # P = |d|, 0 inside the closed corridor
+        if ordered:  # in place where possible: two (rows, T) buffers in all, h and slope
+            slope = h.clamp(lo, hi)
+            d = torch.sub(h, slope, out=h)  # P = |d|, 0 inside the closed corridor
             if not straddles_zero:  # then a padding zero may lie outside the corridor
-                d = torch.where(mask, d, 0.0)
-            slope = torch.sign(d)
-            pen_rows = d.abs().sum(-1)
+                d = torch.where(mask, d, d.new_zeros(()), out=d)
+            slope = torch.sign(d, out=slope)
+            pen_rows = d.abs_().sum(-1)
             flat = slope.reshape(-1)  # tokens with P > 0: sum of slope**2 (exact below 2**24 tokens)
             if flat.dtype in (torch.float32, torch.float64):
                 n_out = torch.dot(flat, flat)

@@ -24,9 +24,21 @@ def ray_address():
     temp_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     start = subprocess.run(
-        [RAY, "start", "--head", "--num-cpus=16", "--num-gpus=1", "--include-dashboard=false",
-         f"--temp-dir={temp_dir}", "--port=0", "--disable-usage-stats"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            RAY,
+            "start",
+            "--head",
+            "--num-cpus=16",
+            "--num-gpus=1",
+            "--include-dashboard=false",
+            f"--temp-dir={temp_dir}",
+            "--port=0",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert start.returncode == 0, start.stderr[-3000:]
     address = next(line.split("'")[1] for line in start.stdout.splitlines() if "ray start --address=" in line)

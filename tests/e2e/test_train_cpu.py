@@ -38,7 +38,9 @@ def assert_parameters_changed(run):
     from agent_rl.tiny_model import build_tiny_model
 
     before = load_file(build_tiny_model() / "model.safetensors")
-    after = load_file(run["out"] / "checkpoints" / "global_step_2" / "actor" / "huggingface" / "model.safetensors")
+    after = load_file(
+        run["out"] / "checkpoints" / "global_step_2" / "actor" / "huggingface" / "model.safetensors"
+    )
     assert before.keys() == after.keys()
     changed = [name for name in before if not (before[name] == after[name]).all()]
     assert len(changed) >= 0.9 * len(before), f"only {len(changed)}/{len(before)} tensors changed"
@@ -56,10 +58,20 @@ def assert_per_step_samples(run, max_steps=4, trajectories=16):
 
 
 def test_default_run_has_finite_metrics(default_run):
-    assert_finite(default_run, required=(
-        "actor/entropy", "actor/pg_loss", "actor/kl_loss", "actor/grad_norm", "timing_s/gen",
-        "timing_s/old_log_prob", "timing_s/update_actor", "timing_s/update_weights", "env/success_rate",
-    ))
+    assert_finite(
+        default_run,
+        required=(
+            "actor/entropy",
+            "actor/pg_loss",
+            "actor/kl_loss",
+            "actor/grad_norm",
+            "timing_s/gen",
+            "timing_s/old_log_prob",
+            "timing_s/update_actor",
+            "timing_s/update_weights",
+            "env/success_rate",
+        ),
+    )
 
 
 def test_default_run_trains_per_step_samples_in_alfworld(default_run):
@@ -95,3 +107,23 @@ def test_environment_trains(env, tmp_path, ray_address):
     assert_finite(run, required=("actor/entropy", "actor/pg_loss", "env/success_rate"))
     assert_per_step_samples(run)
     assert_parameters_changed(run)
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("empg", ("method/empg/g/mean", "method/empg/f/mean", "method/empg/adv_change_abs_mean")),
+        ("aem", ("method/aem/alpha/mean", "method/aem/alpha/min", "method/aem/adv_change_abs_mean")),
+    ],
+)
+def test_entropy_method_changes_the_advantages(method, expected, tmp_path, ray_address):
+    run = run_agent_rl(tmp_path, f"method={method}", "logger=console", ray_address=ray_address)
+    assert_finite(run, required=(*expected, "entropy_by_turn/0"))
+    for step in run["steps"]:
+        data = step["data"]
+        if method == "empg":
+            assert data["method/empg/g/mean"] == pytest.approx(1.0, abs=1e-5)  # g is self-calibrating
+            # zeta * f is added to every non-final step, so the advantages move even when GRPO's are 0
+            assert data["method/empg/adv_change_abs_mean"] > 0
+        else:
+            assert data["method/aem/alpha/min"] > 0  # alpha > 0 keeps every advantage's sign

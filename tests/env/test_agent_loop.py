@@ -43,8 +43,10 @@ class ScriptedServer:
 def setup(ray_local):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(train.CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=["env=alfworld", "model=tiny", "env.max_steps=20",
-                                           "data.max_response_length=64"])
+        cfg = compose(
+            "config",
+            overrides=["env=alfworld", "model=tiny", "env.max_steps=20", "data.max_response_length=64"],
+        )
     GlobalHydra.instance().clear()
     tokenizer = AutoTokenizer.from_pretrained(build_tiny_model())
     rows = env_rows(dict(cfg.env), "train", None, seed=0)
@@ -56,8 +58,13 @@ def play(cfg, tokenizer, row, answers):
 
     async def episode():  # built inside the event loop, as verl's agent-loop worker does
         loop = EnvAgentLoop(
-            trainer_config=DictConfigWrap(cfg), server_manager=server, tokenizer=tokenizer, processor=None,
-            dataset_cls=None, data_config=DictConfigWrap(cfg.data), hf_model_type="qwen2",
+            trainer_config=DictConfigWrap(cfg),
+            server_manager=server,
+            tokenizer=tokenizer,
+            processor=None,
+            dataset_cls=None,
+            data_config=DictConfigWrap(cfg.data),
+            hf_model_type="qwen2",
         )
         return await loop.run({"temperature": 1.0}, uid="u1", session_id=3, env_spec=row["env_spec"])
 
@@ -75,8 +82,9 @@ def test_expert_answers_win_with_one_sample_per_step(setup, task_id):
     cfg, tokenizer, rows = setup
     row = rows[task_id]
     plan = plan_of(row)
-    outputs, server = play(cfg, tokenizer, row, [f"<think>step {i}</think><action>{a}</action>"
-                                                 for i, a in enumerate(plan)])
+    outputs, server = play(
+        cfg, tokenizer, row, [f"<think>step {i}</think><action>{a}</action>" for i, a in enumerate(plan)]
+    )
     assert len(outputs) == len(plan) == len(server.prompts)
     for turn, (out, action) in enumerate(zip(outputs, plan, strict=True)):
         expected = tokenizer.encode(f"<think>step {turn}</think><action>{action}</action><|im_end|>")

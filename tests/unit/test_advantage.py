@@ -39,17 +39,27 @@ def test_hand_computed_group():
 
 
 def test_every_row_of_a_trajectory_gets_its_trajectorys_advantage():
-    adv = trajectory_grpo(torch.tensor([10.0] * 3 + [0.0] * 5), torch.zeros(8),
-                          torch.tensor([0, 0, 0, 1, 1, 1, 1, 1]), torch.zeros(8, dtype=torch.long))
+    adv = trajectory_grpo(
+        torch.tensor([10.0] * 3 + [0.0] * 5),
+        torch.zeros(8),
+        torch.tensor([0, 0, 0, 1, 1, 1, 1, 1]),
+        torch.zeros(8, dtype=torch.long),
+    )
     assert len(set(adv[:3].tolist())) == 1 and len(set(adv[3:].tolist())) == 1
     assert adv[0] > 0 > adv[3]
 
 
 def test_equal_returns_and_singletons_give_zero_not_nan():
-    adv = trajectory_grpo(torch.zeros(4), torch.zeros(4), torch.tensor([0, 1, 2, 3]), torch.tensor([0, 0, 1, 2]))
+    adv = trajectory_grpo(
+        torch.zeros(4), torch.zeros(4), torch.tensor([0, 1, 2, 3]), torch.tensor([0, 0, 1, 2])
+    )
     assert adv.tolist() == [0.0] * 4
-    assert trajectory_grpo(torch.zeros(0), torch.zeros(0), torch.zeros(0, dtype=torch.long),
-                           torch.zeros(0, dtype=torch.long)).numel() == 0
+    assert (
+        trajectory_grpo(
+            torch.zeros(0), torch.zeros(0), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        ).numel()
+        == 0
+    )
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -68,8 +78,13 @@ def test_matches_a_plain_loop(seed, norm):
     rng.shuffle(order)  # rows need not be sorted
     pick = lambda xs: [xs[i] for i in order]  # noqa: E731
     outcome, penalty, traj, group = map(pick, (outcome, penalty, traj, group))
-    got = trajectory_grpo(torch.tensor(outcome), torch.tensor(penalty), torch.tensor(traj),
-                          torch.tensor(group), norm_by_std=norm)
+    got = trajectory_grpo(
+        torch.tensor(outcome),
+        torch.tensor(penalty),
+        torch.tensor(traj),
+        torch.tensor(group),
+        norm_by_std=norm,
+    )
     assert got.tolist() == pytest.approx(loop_reference(outcome, penalty, traj, group, norm), abs=1e-5)
 
 

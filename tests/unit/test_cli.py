@@ -16,8 +16,14 @@ def agent_rl(tmp_path: Path, *args: str, timeout: int = 180) -> subprocess.Compl
     """Run `agent-rl` with its outputs and Ray's temp dir under tmp_path."""
     env = {**os.environ, "RAY_TMPDIR": str(tmp_path / "ray")}
     (tmp_path / "ray").mkdir(exist_ok=True)
-    cmd = [sys.executable, "-m", "agent_rl.train", *args, f"hydra.run.dir={tmp_path}/run",
-           f"hydra.sweep.dir={tmp_path}/sweep"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "agent_rl.train",
+        *args,
+        f"hydra.run.dir={tmp_path}/run",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+    ]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 

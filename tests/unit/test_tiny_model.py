@@ -55,8 +55,9 @@ def test_shape_and_tokenizer(built):
     assert config["hidden_size"] // config["num_attention_heads"] == 64
     tok = AutoTokenizer.from_pretrained(built[0])
     assert config["vocab_size"] == len(tok)
-    text = tok.apply_chat_template([{"role": "user", "content": "go to countertop 1"}], tokenize=False,
-                                   add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "go to countertop 1"}], tokenize=False, add_generation_prompt=True
+    )
     assert text == "<|im_start|>user\ngo to countertop 1<|im_end|>\n<|im_start|>assistant\n"
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
     # trained on our text: environment words are single tokens

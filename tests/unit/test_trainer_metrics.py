@@ -8,13 +8,25 @@ from agent_rl.trainer import episode_metrics, overall_validation_metrics
 
 
 def row(traj, turn, won, length, task_type, valid_ratio=1.0):
-    return {"trajectory_id": traj, "turn": turn, "won": won, "score": won, "episode_length": length,
-            "valid_action_ratio": valid_ratio, "env_failed": 0.0, "task_type": task_type}
+    return {
+        "trajectory_id": traj,
+        "turn": turn,
+        "won": won,
+        "score": won,
+        "episode_length": length,
+        "valid_action_ratio": valid_ratio,
+        "env_failed": 0.0,
+        "task_type": task_type,
+    }
 
 
 def test_episode_metrics_count_each_trajectory_once():
-    rows = [row("a", 0, 1.0, 3, "pick"), row("a", 1, 1.0, 3, "pick"), row("a", 2, 1.0, 3, "pick"),
-            row("b", 0, 0.0, 1, "heat", 0.0)]
+    rows = [
+        row("a", 0, 1.0, 3, "pick"),
+        row("a", 1, 1.0, 3, "pick"),
+        row("a", 2, 1.0, 3, "pick"),
+        row("b", 0, 0.0, 1, "heat", 0.0),
+    ]
     m = episode_metrics(rows)
     assert m["env/success_rate"] == 0.5  # not 3/4: trajectory a counts once
     assert m["env/episode_length/mean"] == 2.0 and m["env/episode_length/max"] == 3.0

@@ -79,7 +79,7 @@ def test_multirun_launches_one_job_per_choice(tmp_path):
     out = agent_rl(tmp_path, "-m", "algo=grpo,dapo", "dry_run=true", "logger=console")
     assert out.returncode == 0, out.stderr[-3000:]
     jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
-    assert jobs == ["0_arith-grpo-none-tiny-s0", "1_arith-dapo-none-tiny-s0"]
+    assert jobs == ["0_alfworld-grpo-none-tiny-s0", "1_alfworld-dapo-none-tiny-s0"]
     for job in jobs:
         resolved = (tmp_path / "sweep" / job / "resolved_config.yaml").read_text()
         assert "train_files: auto" not in resolved and "tiny-qwen2-" in resolved
@@ -90,4 +90,4 @@ def test_multirun_launches_one_job_per_choice(tmp_path):
 def test_dry_run_passes_verls_own_validation_on_cpu(tmp_path, algo):
     out = agent_rl(tmp_path, f"algo={algo}", "dry_run=true", "logger=console")
     assert out.returncode == 0, out.stderr[-3000:]
-    assert f"dry run arith-{algo}-none-tiny-s0: config valid" in out.stdout
+    assert f"dry run alfworld-{algo}-none-tiny-s0: config valid" in out.stdout

@@ -2,10 +2,11 @@
 """Cost of the entropy methods (``agent_rl.methods``) next to the verl code they sit beside.
 
 One synthetic but realistic training batch (default 8192 step rows x 512 response tokens): trajectories of
-1-20 steps, 8 trajectories per rollout group, response lengths drawn log-normally (median ~180 tokens, cut
-at 512, so some rows are full), rows shuffled (verl's ``balance_batch`` reorders rows), 40% of trajectories
-succeed (reward 1 on the last response token of every row of the trajectory), ``response_mask`` int64 as in
-verl's batch. Every case runs on that same batch in this process.
+1-20 steps, 8 trajectories per rollout group, token entropies exponential (mean 0.6 nats), response lengths
+drawn log-normally (median ~180 tokens, cut at 512, so some rows are full), rows shuffled (verl's
+``balance_batch`` reorders rows), 40% of trajectories succeed (reward 1 on the last response token of every
+row of the trajectory), ``response_mask`` int64 as in verl's batch. Every case runs on that same batch in
+this process.
 
 Timing: each group of cases runs ``--warmup`` untimed and ``--reps`` timed repetitions; a repetition runs
 every case of the group once (setup untimed; the order rotates between repetitions), so a case and its
@@ -14,8 +15,9 @@ process CPU time (``time.process_time``); ``ratio`` is the median over repetitio
 wall-time ratio to the baseline (targets are judged on it), ``cpu r.`` the same with CPU times, which the
 machine's other load disturbs least. ``torch.set_num_threads(--threads)``, default 1: on the shared 2-core
 box other jobs hold the cores, and with 2 threads every parallel tensor op waits for its second thread to
-be scheduled (milliseconds each): verl's vectorized GRPO took a median 73 ms at 2 threads against 24 ms at
-1, while verl's GRPO loop, Python-bound, runs single-threaded either way. ``--threads 2`` on an idle box.
+be scheduled (milliseconds each). Under such load verl's vectorized GRPO took a median 73 ms at 2 threads
+against 24 ms at 1, the loss baseline 741 ms against 220 ms, while verl's GRPO loop, Python-bound, runs
+single-threaded either way. ``--threads 2`` on an idle box.
 
 Advantage transforms, baseline ``verl.trainer.ppo.core_algos.compute_grpo_outcome_advantage`` (what
 ``adv_estimator: grpo`` runs; a Python loop over rows) on the batch's token-level rewards and string uids:
@@ -48,7 +50,7 @@ The process exits non-zero only on errors; missed targets are reported, not fail
 
     .venv/bin/python bench/methods.py                    # full size, 2-4 min on the busy 2-core box
     .venv/bin/python bench/methods.py --threads 2        # on an idle machine
-    .venv/bin/python bench/methods.py --rows 1024 --reps 5 --no-ppo-loss   # quick look
+    .venv/bin/python bench/methods.py --rows 1024 --reps 5 --only adv,loss   # quick look
 """
 
 from __future__ import annotations
@@ -79,14 +81,13 @@ class Batch:
     group_id: torch.Tensor
     uid: np.ndarray
     mask: torch.Tensor  # bool (rows, T)
-    token_entropy: torch.Tensor  # (rows, T), garbage on padding
+    token_entropy: torch.Tensor  # (rows, T), values on the padding too (the methods must ignore them)
     old_log_prob: torch.Tensor
     log_prob: torch.Tensor
     ref_log_prob: torch.Tensor
     response_ids: torch.Tensor
     token_level_rewards: torch.Tensor
     row_reward: torch.Tensor
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -139,7 +140,7 @@ def make_batch(rows: int, t: int, seed: int) -> Batch:
     row_reward = torch.tensor(success[:rows])[perm]
     lengths = torch.exp(torch.randn(rows, generator=g) * 0.6 + math.log(180.0)).round().clamp(8, t).long()
     mask = torch.arange(t)[None, :] < lengths[:, None]
-    token_entropy = torch.rand(rows, t, generator=g) * 3.0
+    token_entropy = torch.empty(rows, t).exponential_(1 / 0.6, generator=g)  # mostly low, a long tail
     old_log_prob = -torch.rand(rows, t, generator=g) * 2.0
     log_prob = old_log_prob + torch.randn(rows, t, generator=g) * 0.05
     ref_log_prob = old_log_prob + torch.randn(rows, t, generator=g) * 0.05
@@ -203,13 +204,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=8192)
     ap.add_argument("--tokens", type=int, default=512)
-    ap.add_argument("--reps", type=int, default=11)
+    ap.add_argument("--reps", type=int, default=21)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (see above)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--micro-batches", type=int, default=64, help="ppo_loss micro-batches (8 rows) per rep")
-    ap.add_argument("--no-ppo-loss", action="store_true", help="skip the per-micro-batch ppo_loss cases")
+    ap.add_argument(
+        "--only", default="adv,loss,mb,spear", help="comma list of groups: adv, loss, mb (ppo_loss), spear"
+    )
     args = ap.parse_args(argv)
+    groups = set(args.only.split(","))
+    if not groups <= {"adv", "loss", "mb", "spear"}:
+        ap.error(f"unknown groups in --only: {sorted(groups - {'adv', 'loss', 'mb', 'spear'})}")
 
     torch.set_num_threads(args.threads)
     load0 = os.getloadavg()
@@ -253,32 +259,38 @@ def main(argv: list[str] | None = None) -> int:
         results.append(Row(name, med, best, cpu, base, ratio, cpu_ratio, target))
 
     # -- advantage transforms --------------------------------------------------------------------------
-    grpo = "verl grpo (loop)"
-    cases = {
-        grpo: (None, lambda: core_algos.compute_grpo_outcome_advantage(b.token_level_rewards, mi, b.uid)),
-        "verl grpo_vectorized": (
-            None,
-            lambda: core_algos.compute_grpo_vectorized_outcome_advantage(b.token_level_rewards, mi, b.uid),
-        ),
-        "empg (rows,T)": (
-            None,
-            lambda: empg.empg_advantages(adv2d, b.token_entropy, mi, b.traj_id, b.turn),
-        ),
-        "empg (rows,)": (None, lambda: empg.empg_advantages(adv1d, b.token_entropy, mi, b.traj_id, b.turn)),
-        "aem (rows,T)": (None, lambda: aem.aem_advantages(adv2d, b.token_entropy, mi, b.group_id)),
-        "aem (rows,)": (None, lambda: aem.aem_advantages(adv1d, b.token_entropy, mi, b.group_id)),
-    }
-    times = time_cases(cases, args.reps, args.warmup)
-    add(times, grpo)
-    add(times, "verl grpo_vectorized", grpo)
-    add(times, "empg (rows,T)", grpo, 1.5)
-    add(times, "empg (rows,)", grpo)
-    add(times, "aem (rows,T)", grpo, 1.5)
-    add(times, "aem (rows,)", grpo)
-    results.append(None)
-    add(times, "empg (rows,T)", "verl grpo_vectorized")
-    add(times, "aem (rows,T)", "verl grpo_vectorized")
-    results.append(None)
+    if "adv" in groups:
+        grpo = "verl grpo (loop)"
+        cases = {
+            grpo: (None, lambda: core_algos.compute_grpo_outcome_advantage(b.token_level_rewards, mi, b.uid)),
+            "verl grpo_vectorized": (
+                None,
+                lambda: core_algos.compute_grpo_vectorized_outcome_advantage(
+                    b.token_level_rewards, mi, b.uid
+                ),
+            ),
+            "empg (rows,T)": (
+                None,
+                lambda: empg.empg_advantages(adv2d, b.token_entropy, mi, b.traj_id, b.turn),
+            ),
+            "empg (rows,)": (
+                None,
+                lambda: empg.empg_advantages(adv1d, b.token_entropy, mi, b.traj_id, b.turn),
+            ),
+            "aem (rows,T)": (None, lambda: aem.aem_advantages(adv2d, b.token_entropy, mi, b.group_id)),
+            "aem (rows,)": (None, lambda: aem.aem_advantages(adv1d, b.token_entropy, mi, b.group_id)),
+        }
+        times = time_cases(cases, args.reps, args.warmup)
+        add(times, grpo)
+        add(times, "verl grpo_vectorized", grpo)
+        add(times, "empg (rows,T)", grpo, 1.5)
+        add(times, "empg (rows,)", grpo)
+        add(times, "aem (rows,T)", grpo, 1.5)
+        add(times, "aem (rows,)", grpo)
+        results.append(None)
+        add(times, "empg (rows,T)", "verl grpo_vectorized")
+        add(times, "aem (rows,T)", "verl grpo_vectorized")
+        results.append(None)
 
     # -- EPO loss ----------------------------------------------------------------------------------------
     entropy_coeff = 1e-3
@@ -295,79 +307,91 @@ def main(argv: list[str] | None = None) -> int:
     epo_kw = dict(
         reference=hist.reference(), step=40, total_steps=150, entropy_coeff=entropy_coeff, alpha=0.1
     )
-    lv = Leaves(b.log_prob, b.token_entropy)
+    _, em = epo.epo_regularizer(b.token_entropy, m, b.traj_id, **epo_kw)
+    print(
+        f"EPO: reference {float(em['epo/reference']):.3f}, beta {float(em['epo/beta']):.3f}, "
+        f"{float(em['epo/penalised_share']):.1%} of tokens outside the corridor"
+    )
+    if "loss" in groups:
+        lv = Leaves(b.log_prob, b.token_entropy)
 
-    def pg_loss() -> torch.Tensor:
-        pg, _ = core_algos.compute_policy_loss_vanilla(b.old_log_prob, lv.t[0], adv2d, m, "token-mean", cfg)
-        return pg
+        def pg_loss() -> torch.Tensor:
+            pg, _ = core_algos.compute_policy_loss_vanilla(
+                b.old_log_prob, lv.t[0], adv2d, m, "token-mean", cfg
+            )
+            return pg
 
-    def base_loss() -> None:
-        ent = core_algos.agg_loss(lv.t[1], m, "token-mean", **cfg.global_batch_info)
-        (pg_loss() - entropy_coeff * ent).backward()
+        def base_loss() -> None:
+            ent = core_algos.agg_loss(lv.t[1], m, "token-mean", **cfg.global_batch_info)
+            (pg_loss() - entropy_coeff * ent).backward()
 
-    def epo_paper() -> None:
-        loss, _ = epo.epo_loss(pg_loss(), lv.t[1], m, b.traj_id, **epo_kw)
-        loss.backward()
+        def epo_paper() -> None:
+            loss, _ = epo.epo_loss(pg_loss(), lv.t[1], m, b.traj_id, **epo_kw)
+            loss.backward()
 
-    def epo_released() -> None:
-        loss, _ = epo.epo_loss(
-            pg_loss(), lv.t[1], m, b.traj_id, turn=b.turn, variant="released", gate_turn=0, **epo_kw
-        )
-        loss.backward()
+        def epo_released() -> None:
+            loss, _ = epo.epo_loss(
+                pg_loss(), lv.t[1], m, b.traj_id, turn=b.turn, variant="released", gate_turn=0, **epo_kw
+            )
+            loss.backward()
 
-    def pg_only() -> None:
-        pg_loss().backward()
+        def pg_only() -> None:
+            pg_loss().backward()
 
-    base = "pg + entropy fwd+bwd"
-    cases = {
-        base: (lv.reset, base_loss),
-        "pg + epo (paper) fwd+bwd": (lv.reset, epo_paper),
-        "pg + epo (released)": (lv.reset, epo_released),
-        "pg alone fwd+bwd": (lv.reset, pg_only),
-    }
-    times = time_cases(cases, args.reps, args.warmup)
-    add(times, base)
-    add(times, "pg + epo (paper) fwd+bwd", base, 1.2)
-    add(times, "pg + epo (released)", base)
-    add(times, "pg alone fwd+bwd", base)
-    results.append(None)
+        base = "pg + entropy fwd+bwd"
+        cases = {
+            base: (lv.reset, base_loss),
+            "pg + epo (paper) fwd+bwd": (lv.reset, epo_paper),
+            "pg + epo (released)": (lv.reset, epo_released),
+            "pg alone fwd+bwd": (lv.reset, pg_only),
+        }
+        times = time_cases(cases, args.reps, args.warmup)
+        add(times, base)
+        add(times, "pg + epo (paper) fwd+bwd", base, 1.2)
+        add(times, "pg + epo (released)", base)
+        add(times, "pg alone fwd+bwd", base)
+        results.append(None)
 
-    if not args.no_ppo_loss:
+    if "mb" in groups:
         times, n_mb = ppo_loss_cases(b, adv2d, n_tok, epo_kw, args)
         add(times, "verl ppo_loss per mb", scale=1.0 / n_mb)
         add(times, "ppo_loss + epo per mb", "verl ppo_loss per mb", scale=1.0 / n_mb)
         results.append(None)
 
     # -- SPEAR ---------------------------------------------------------------------------------------------
-    payload = {"responses": b.response_ids, "response_mask": m.long(), "old_log_probs": b.old_log_prob}
-    gen = torch.Generator().manual_seed(1)
-    buf = spear.SpearReplayBuffer(capacity=2048, tolerate_steps=5)
-    full = spear.SpearReplayBuffer(capacity=max(16, b.rows // 4), tolerate_steps=5)
-    for step in range(3):
-        full.add(step, b.row_reward, adv2d, b.group_id, b.traj_id, payload)
-    if not full.is_full():
-        raise RuntimeError("SPEAR buffer did not fill; the sample case would time nothing")
-    full_state = full.state_dict()
-    counter = [10]
+    if "spear" in groups:
+        payload = {"responses": b.response_ids, "response_mask": m.long(), "old_log_probs": b.old_log_prob}
+        gen = torch.Generator().manual_seed(1)
+        buf = spear.SpearReplayBuffer(capacity=2048, tolerate_steps=5)
+        full = spear.SpearReplayBuffer(capacity=max(16, b.rows // 4), tolerate_steps=5)
+        for step in range(3):
+            full.add(step, b.row_reward, adv2d, b.group_id, b.traj_id, payload)
+        if not full.is_full():
+            raise RuntimeError("SPEAR buffer did not fill; the sample case would time nothing")
+        full_state = full.state_dict()
+        counter = [10]
 
-    def sp_add() -> None:
-        counter[0] += 1
-        buf.add(counter[0], b.row_reward, adv2d, b.group_id, b.traj_id, payload)
-        buf.remove_old()
+        def sp_add() -> None:
+            counter[0] += 1
+            buf.add(counter[0], b.row_reward, adv2d, b.group_id, b.traj_id, payload)
+            buf.remove_old()
 
-    def sp_sample() -> None:
-        out = full.sample(gen)
-        if out is None:
-            raise RuntimeError("SPEAR sample returned nothing")
+        def sp_sample() -> None:
+            out = full.sample(gen)
+            if out is None:
+                raise RuntimeError("SPEAR sample returned nothing")
 
-    cases = {
-        "spear buffer.add": (None, sp_add),
-        "spear buffer.sample": (lambda: full.load_state_dict(full_state), sp_sample),
-        "spear clip_cov_select": (None, lambda: spear.clip_cov_select(adv2d, b.log_prob, m, generator=gen)),
-    }
-    times = time_cases(cases, args.reps, args.warmup)
-    for name in cases:
-        add(times, name)
+        cases = {
+            "spear buffer.add": (None, sp_add),
+            "spear buffer.sample": (lambda: full.load_state_dict(full_state), sp_sample),
+            "spear clip_cov_select": (
+                None,
+                lambda: spear.clip_cov_select(adv2d, b.log_prob, m, generator=gen),
+            ),
+        }
+        times = time_cases(cases, args.reps, args.warmup)
+        for name in cases:
+            add(times, name)
 
     load1 = os.getloadavg()
     print()

@@ -18,9 +18,24 @@ REPO = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
+def stop_cluster(temp_dir: Path) -> None:
+    """Stop the processes of the cluster living in ``temp_dir`` only (`ray stop` would stop every Ray on
+    the machine): each of them names its session folder, under ``temp_dir``, on its command line."""
+    import psutil
+
+    procs = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(str(temp_dir) in arg for arg in proc.info["cmdline"] or ()):
+            procs.append(proc)
+            proc.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=20)
+    for proc in alive:
+        proc.kill()
+
+
 @pytest.fixture(scope="module")
 def ray_address():
-    temp_dir = Path(os.environ["RAY_TMPDIR"])
+    temp_dir = Path(os.environ["RAY_TMPDIR"]) / "e2e"
     temp_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     start = subprocess.run(
@@ -45,9 +60,9 @@ def ray_address():
     try:
         yield address
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
-        # a later plain ray.init() would otherwise look for this cluster
-        (temp_dir / "ray_current_cluster").unlink(missing_ok=True)
+        stop_cluster(temp_dir)
+        for marker in (temp_dir / "ray_current_cluster", temp_dir.parent / "ray_current_cluster"):
+            marker.unlink(missing_ok=True)  # a later plain ray.init() would look for this cluster
 
 
 def run_agent_rl(out: Path, *overrides: str, ray_address: str | None = None, timeout: int = 1200) -> dict:

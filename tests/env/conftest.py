@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _start_ray(num_cpus: int = 2):
-    """A local Ray with no dashboard, no token auth and its temp dir under the repo.
+    """A new local Ray (``address="local"``: never another session's cluster found through the
+    shared temp dir), with no dashboard, no token auth and its temp dir under the repo.
 
     The temp dir must stay short: Ray puts unix sockets under it and a socket path may
     not exceed ~107 bytes.

@@ -18,9 +18,12 @@ Single-turn rows (no ``trajectory_id``) go through verl unchanged.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -32,7 +35,8 @@ from verl.workers.utils.padding import response_to_nested
 
 from agent_rl.advantage import trajectory_grpo
 from agent_rl.methods import aem, empg
-from agent_rl.methods.turns import per_turn_token_mean
+from agent_rl.methods.epo import EntropyHistory
+from agent_rl.methods.turns import batch_token_mean, per_turn_token_mean
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +190,8 @@ class AgentTrainer(PPOTrainerSync):
         # 3. the entropy method's transform of the advantages
         if method != "none":
             entropy = data["entropy"].to_padded_tensor(0.0).float()
+            if method == "epo":
+                batch = self._prepare_epo(batch, entropy, mask, rows, metrics)
             base = advantages
             advantages = self._method_advantages(method, advantages, entropy, mask, rows, metrics)
             changed = (advantages - base).abs()[mask.bool()]
@@ -196,6 +202,104 @@ class AgentTrainer(PPOTrainerSync):
 
         metrics.update(episode_metrics([e for e, r in zip(extra, real.tolist(), strict=True) if r]))
         return batch
+
+    # ---- EPO: a loss on the live entropy, with a reference from the history of past steps --------------
+    @property
+    def epo_history(self) -> EntropyHistory:
+        if not hasattr(self, "_epo_history"):
+            self._epo_history = EntropyHistory(max_turns=int(self.config.env.get("max_steps", 50)))
+        return self._epo_history
+
+    def on_init_end(self):
+        super().on_init_end()
+        if self.config.get("method", {}).get("name") == "epo":
+            from verl.utils.config import omega_conf_to_dataclass
+
+            from agent_rl.losses import epo_actor_loss
+
+            cfg = self.config.method
+            epo = {
+                key: cfg[key] for key in ("entropy_coeff", "kappa_l", "kappa_r", "gamma", "alpha", "variant")
+            }
+            actor_cfg = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
+            self.actor_rollout_wg.set_loss_fn(partial(epo_actor_loss, config=actor_cfg, epo=epo))
+
+    def _prepare_epo(self, batch, entropy, mask, rows: StepRows, metrics):
+        """Row ids and the per-row reference for the loss; this step's entropy waits for the history
+        until the update is done (the reference is the mean of *past* steps)."""
+        history = self.epo_history
+        if self.config.method.variant == "released":
+            reference = history.reference_for_rows(rows.turn)
+        else:
+            value = history.reference()
+            reference = None if value is None else torch.full((len(rows.turn),), value)
+        self._epo_has_reference = reference is not None
+        self._epo_pending = (
+            float(batch_token_mean(entropy, mask)),
+            per_turn_token_mean(entropy, mask, rows.turn),
+        )
+        if reference is not None:
+            metrics["method/epo/reference_mean"] = float(reference.mean())
+        metrics["method/epo/history_steps"] = float(len(history))
+        fields = TensorDict(
+            {
+                "traj_index": rows.traj.float(),
+                "turn_index": rows.turn.float(),
+                "epo_row_reference": reference.float()
+                if reference is not None
+                else torch.zeros(len(rows.turn)),
+            },
+            batch_size=len(rows.turn),
+        )
+        return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=fields)
+
+    def _update_actor(self, batch, metrics: dict):
+        if self.config.get("method", {}).get("name") != "epo" or not hasattr(self, "_epo_pending"):
+            return super()._update_actor(batch, metrics)
+        batch.extra_info.update(
+            epo_has_reference=self._epo_has_reference,
+            epo_step=self.global_steps - 1,
+            epo_total_steps=int(self.total_training_steps),
+        )
+        batch = super()._update_actor(batch, metrics)
+        step_mean, per_turn = self._epo_pending
+        self.epo_history.append(step_mean, per_turn)
+        del self._epo_pending
+        return batch
+
+    # ---- method state in checkpoints ---------------------------------------------------------------------
+    def _method_state_path(self, step: int) -> str:
+        return os.path.join(self.config.trainer.default_local_dir, f"global_step_{step}", "method_state.json")
+
+    def _save_checkpoint(self):
+        super()._save_checkpoint()
+        state = {
+            "method": self.config.get("method", {}).get("name", "none"),
+            "global_steps": self.global_steps,
+            "epo_history": self.epo_history.state_dict(),
+        }
+        with open(self._method_state_path(self.global_steps), "w") as f:
+            json.dump(state, f)
+
+    def _load_checkpoint(self):
+        result = super()._load_checkpoint()
+        if self.global_steps > 0:
+            folder = (
+                self.config.trainer.resume_from_path
+                if self.config.trainer.resume_mode == "resume_path"
+                else None
+            )
+            path = (
+                os.path.join(folder, "method_state.json")
+                if folder
+                else self._method_state_path(self.global_steps)
+            )
+            if os.path.exists(path):
+                with open(path) as f:
+                    state = json.load(f)
+                self.epo_history.load_state_dict(state["epo_history"])
+                logger.warning("agent_rl: restored method state from %s", path)
+        return result
 
     def _method_advantages(self, method, advantages, entropy, mask, rows: StepRows, metrics):
         cfg = self.config.method

@@ -38,7 +38,9 @@ def _cpu_device_module() -> ModuleType:
 
     It must be ``torch.cpu`` and not a look-alike: verl compares ``get_torch_device() == torch.cpu``
     (verl/utils/flops_counter.py). verl calls empty_cache, manual_seed, max_memory_allocated,
-    memory_allocated, memory_reserved, reset_peak_memory_stats and mem_get_info on it.
+    memory_allocated, memory_reserved, reset_peak_memory_stats and mem_get_info on it, and, when resuming
+    from a checkpoint, ``set_rng_state(rng_state["cpu"])`` (verl/utils/checkpoint/checkpoint_manager.py:
+    the "cpu" key it finds is the torch CPU generator it saved itself, so torch's own setter is right).
     """
     module = torch.cpu
     defaults: dict[str, Any] = {
@@ -52,6 +54,8 @@ def _cpu_device_module() -> ModuleType:
         "reset_peak_memory_stats": _no_op,
         "mem_get_info": lambda *a, **k: (0, 0),
         "get_device_name": lambda *a, **k: "cpu",
+        "get_rng_state": torch.get_rng_state,
+        "set_rng_state": torch.set_rng_state,
         "is_initialized": lambda: True,
     }
     for name, fn in defaults.items():

@@ -23,7 +23,7 @@ def default_run(tmp_path_factory, ray_address):
 
 
 def assert_finite(run, required=()):
-    assert [s["step"] for s in run["steps"]] == [1, 2]
+    assert run["steps"]
     for step in run["steps"]:
         numbers = {k: v for k, v in step["data"].items() if isinstance(v, int | float)}
         bad = {k: v for k, v in numbers.items() if not math.isfinite(v)}
@@ -58,6 +58,7 @@ def assert_per_step_samples(run, max_steps=4, trajectories=16):
 
 
 def test_default_run_has_finite_metrics(default_run):
+    assert [s["step"] for s in default_run["steps"]] == [1, 2]
     assert_finite(
         default_run,
         required=(
@@ -104,6 +105,7 @@ def test_outputs_are_where_the_run_says(default_run):
 @pytest.mark.parametrize("env", ["scienceworld", "webshop"])
 def test_environment_trains(env, tmp_path, ray_address):
     run = run_agent_rl(tmp_path, f"env={env}", "logger=console", CHECKPOINT_HF, ray_address=ray_address)
+    assert [s["step"] for s in run["steps"]] == [1, 2]
     assert_finite(run, required=("actor/entropy", "actor/pg_loss", "env/success_rate"))
     assert_per_step_samples(run)
     assert_parameters_changed(run)
@@ -118,6 +120,7 @@ def test_environment_trains(env, tmp_path, ray_address):
 )
 def test_entropy_method_changes_the_advantages(method, expected, tmp_path, ray_address):
     run = run_agent_rl(tmp_path, f"method={method}", "logger=console", ray_address=ray_address)
+    assert [s["step"] for s in run["steps"]] == [1, 2]
     assert_finite(run, required=(*expected, "entropy_by_turn/0"))
     for step in run["steps"]:
         data = step["data"]
@@ -127,3 +130,40 @@ def test_entropy_method_changes_the_advantages(method, expected, tmp_path, ray_a
             assert data["method/empg/adv_change_abs_mean"] > 0
         else:
             assert data["method/aem/alpha/min"] > 0  # alpha > 0 keeps every advantage's sign
+
+
+def test_epo_trains_and_its_history_survives_a_resume(tmp_path, ray_address):
+    """EPO's loss runs on the live entropy; its entropy history is saved with the step-1 checkpoint and
+    restored when training resumes, which then continues at step 2 with that history as reference."""
+    import json
+
+    checkpoints = tmp_path / "checkpoints"
+    common = (
+        "method=epo",
+        "logger=console",
+        f"trainer.default_local_dir={checkpoints}",
+        "trainer.save_freq=1",
+    )
+    first = run_agent_rl(
+        tmp_path / "first", *common, "trainer.total_training_steps=1", ray_address=ray_address
+    )
+    assert [s["step"] for s in first["steps"]] == [1]
+    step1 = first["steps"][0]["data"]
+    assert step1["method/epo/history_steps"] == 0.0 and step1["method/epo/smoothing_active"] == 0.0
+    # no history yet: R = -lambda * L_H, L_H the mean entropy
+    assert step1["actor/epo_regularizer"] == pytest.approx(-0.001 * step1["method/epo/entropy"], rel=1e-3)
+    saved = json.loads((checkpoints / "global_step_1" / "method_state.json").read_text())
+    assert saved["method"] == "epo" and len(saved["epo_history"]["step_means"]) == 1
+
+    second = run_agent_rl(
+        tmp_path / "second", *common, "trainer.total_training_steps=2", ray_address=ray_address
+    )
+    assert [s["step"] for s in second["steps"]] == [2]  # resumed, not restarted
+    step2 = second["steps"][0]["data"]
+    assert step2["method/epo/history_steps"] == 1.0
+    assert step2["method/epo/reference_mean"] == pytest.approx(
+        saved["epo_history"]["step_means"][0], rel=1e-6
+    )
+    assert step2["method/epo/smoothing_active"] == 1.0
+    assert step2["method/epo/beta"] == pytest.approx(1.0 + math.exp(-3.0), rel=1e-6)  # k=1, K=2
+    assert_finite(second)

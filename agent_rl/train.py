@@ -100,14 +100,14 @@ def _runtime_env_vars(cfg: DictConfig) -> dict[str, str]:
     return env
 
 
-def _setup_wandb(cfg: DictConfig, out_dir: Path) -> str | None:
+def _setup_wandb(cfg: DictConfig, out_dir: Path) -> None:
+    """W&B writes into the run's folder; offline (said once) unless the user has a key or chose a mode."""
     if "wandb" not in cfg.trainer.logger:
-        return None
+        return
     os.environ["WANDB_DIR"] = _LAUNCH_ENV.get("WANDB_DIR", str(out_dir))
     if not _LAUNCH_ENV.get("WANDB_API_KEY") and "WANDB_MODE" not in _LAUNCH_ENV:
         os.environ["WANDB_MODE"] = "offline"
         print("[agent_rl] W&B: offline (no WANDB_API_KEY); `wandb sync` uploads the run folder later.")
-    return os.environ.get("WANDB_MODE", "online")
 
 
 def prepare(cfg: DictConfig, out_dir: Path) -> None:

@@ -145,8 +145,12 @@ class AgentTrainer(PPOTrainerSync):
         metrics.update(overall_validation_metrics(metrics, tasks_per_source))
         return metrics
 
+    @property
+    def method_name(self) -> str:
+        return self.config.get("method", {}).get("name", "none")
+
     def _compute_advantage(self, batch, metrics: dict):
-        method = self.config.get("method", {}).get("name", "none")
+        method = self.method_name
         fields = ["uid", "extra_fields", "response_mask"] + (["entropy"] if method != "none" else [])
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         extra = [dict(e) if e is not None else {} for e in _as_list(data["extra_fields"])]
@@ -212,7 +216,7 @@ class AgentTrainer(PPOTrainerSync):
 
     def on_init_end(self):
         super().on_init_end()
-        if self.config.get("method", {}).get("name") == "epo":
+        if self.method_name == "epo":
             from verl.utils.config import omega_conf_to_dataclass
 
             from agent_rl.losses import epo_actor_loss
@@ -254,7 +258,7 @@ class AgentTrainer(PPOTrainerSync):
         return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=fields)
 
     def _update_actor(self, batch, metrics: dict):
-        if self.config.get("method", {}).get("name") != "epo" or not hasattr(self, "_epo_pending"):
+        if self.method_name != "epo" or not hasattr(self, "_epo_pending"):
             return super()._update_actor(batch, metrics)
         batch.extra_info.update(
             epo_has_reference=self._epo_has_reference,
@@ -274,7 +278,7 @@ class AgentTrainer(PPOTrainerSync):
     def _save_checkpoint(self):
         super()._save_checkpoint()
         state = {
-            "method": self.config.get("method", {}).get("name", "none"),
+            "method": self.method_name,
             "global_steps": self.global_steps,
             "epo_history": self.epo_history.state_dict(),
         }

@@ -35,8 +35,16 @@ REPO = Path(__file__).resolve().parents[1]
 def specs(env_name: str) -> list[dict]:
     """A fixed rotation of episode specs per environment."""
     if env_name == "scienceworld":
-        tasks = ("boil", "find-animal", "grow-plant", "test-conductivity", "inclined-plane-determine-angle",
-                 "chemistry-mix", "lifespan-longest-lived", "measure-melting-point-known-substance")
+        tasks = (
+            "boil",
+            "find-animal",
+            "grow-plant",
+            "test-conductivity",
+            "inclined-plane-determine-angle",
+            "chemistry-mix",
+            "lifespan-longest-lived",
+            "measure-melting-point-known-substance",
+        )
         return [{"task": t, "variation": v} for v in range(3) for t in tasks]
     if env_name == "alfworld":
         return [{"split": "train", "task_id": i} for i in range(6)]
@@ -107,13 +115,15 @@ def rss_mb(pid: int) -> tuple[float, float]:
 async def _timed(leases: list, env_name: str, steps: int, episode_steps: int) -> float:
     """Total steps/s of one concurrent worker per leased env."""
     t = time.perf_counter()
-    counts = await asyncio.gather(*(run_leased(e, env_name, steps, episode_steps, i)
-                                    for i, e in enumerate(leases)))
+    counts = await asyncio.gather(
+        *(run_leased(e, env_name, steps, episode_steps, i) for i, e in enumerate(leases))
+    )
     return sum(counts) / (time.perf_counter() - t)
 
 
-def bench_env(env_name: str, env_kwargs: dict, steps: int, episode_steps: int,
-              actor_counts: list[int], repeats: int) -> dict:
+def bench_env(
+    env_name: str, env_kwargs: dict, steps: int, episode_steps: int, actor_counts: list[int], repeats: int
+) -> dict:
     """Median steps/s over ``repeats`` rounds: direct and through 1 actor (alternating), then k actors."""
     from agent_rl.envs.pool import EnvPool
     from agent_rl.envs.registry import make_env
@@ -130,8 +140,9 @@ def bench_env(env_name: str, env_kwargs: dict, steps: int, episode_steps: int,
             for proc in [psutil.Process()] + ([psutil.Process(jvm)] if jvm else []):
                 if nice > proc.nice():
                     proc.nice(nice)
-        await asyncio.gather(*(run_leased(e, env_name, episode_steps, episode_steps, 99 + i)
-                               for i, e in enumerate(leases)))  # warm-up every actor
+        await asyncio.gather(
+            *(run_leased(e, env_name, episode_steps, episode_steps, 99 + i) for i, e in enumerate(leases))
+        )  # warm-up every actor
         rates: dict[str, list[float]] = {"direct": [], f"pool x{k}": []}
         for _ in range(rounds):
             if direct_env is not None:
@@ -158,8 +169,9 @@ def bench_env(env_name: str, env_kwargs: dict, steps: int, episode_steps: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--envs", nargs="+", default=["scienceworld", "alfworld", "webshop"])
     parser.add_argument("--steps", type=int, default=150, help="timed steps per worker")
     parser.add_argument("--episode-steps", type=int, default=20)
@@ -172,27 +184,39 @@ def main() -> None:
     import ray
 
     (REPO / ".ray_tmp").mkdir(exist_ok=True)
-    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False,
-             _temp_dir=str(REPO / ".ray_tmp"), log_to_driver=False, configure_logging=False)
+    ray.init(
+        address="local",
+        num_cpus=args.num_cpus,
+        include_dashboard=False,
+        _temp_dir=str(REPO / ".ray_tmp"),
+        log_to_driver=False,
+        configure_logging=False,
+    )
     kwargs = {"scienceworld": {}, "alfworld": {}, "webshop": {}}
     actor_counts = sorted(set(args.actors) | {1})
-    print(f"{os.cpu_count()} cores; {args.steps} timed steps per worker; "
-          f"episodes cut at {args.episode_steps} steps")
+    print(
+        f"{os.cpu_count()} cores; {args.steps} timed steps per worker; "
+        f"episodes cut at {args.episode_steps} steps"
+    )
     results = {}
     try:
         for name in args.envs:
             try:
-                results[name] = r = bench_env(name, kwargs.get(name, {}), args.steps, args.episode_steps,
-                                              actor_counts, args.repeats)
+                results[name] = r = bench_env(
+                    name, kwargs.get(name, {}), args.steps, args.episode_steps, actor_counts, args.repeats
+                )
             except ImportError as e:
                 print(f"{name}: skipped ({e})")
                 continue
             cols = "  ".join(f"{k} {r[k]:6.1f}/s" for k in r if k != "rss_mb")
             print(f"{name:13s} {cols}")
-            print(f"{'':13s} pool x1 / direct = {r['pool x1'] / r['direct']:.2f}   "
-                  + "  ".join(f"x{k} / x1 = {r[f'pool x{k}'] / r['pool x1']:.2f}" for k in actor_counts[1:])
-                  + "   RSS per env: actor {:.0f} MiB + JVM/children {:.0f} MiB".format(
-                      *(sum(m[i] for m in r["rss_mb"]) / len(r["rss_mb"]) for i in (0, 1))))
+            print(
+                f"{'':13s} pool x1 / direct = {r['pool x1'] / r['direct']:.2f}   "
+                + "  ".join(f"x{k} / x1 = {r[f'pool x{k}'] / r['pool x1']:.2f}" for k in actor_counts[1:])
+                + "   RSS per env: actor {:.0f} MiB + JVM/children {:.0f} MiB".format(
+                    *(sum(m[i] for m in r["rss_mb"]) / len(r["rss_mb"]) for i in (0, 1))
+                )
+            )
     finally:
         ray.shutdown()
 

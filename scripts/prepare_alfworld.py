@@ -71,8 +71,9 @@ def check(data_dir: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", help="destination (default: $ALFWORLD_DATA or ~/.cache/alfworld)")
     parser.add_argument("--full", action="store_true", help="run ALFWorld's own alfworld-download instead")
     parser.add_argument("--check", action="store_true", help="only count the games already there")

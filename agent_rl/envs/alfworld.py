@@ -105,8 +105,12 @@ class ALFWorldEnv(TextEnv):
 
     name = "alfworld"
 
-    def __init__(self, data_dir: str | Path | None = None, max_steps: int = 50,
-                 task_types: tuple[str, ...] | list[str] = TASK_TYPES) -> None:
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        max_steps: int = 50,
+        task_types: tuple[str, ...] | list[str] = TASK_TYPES,
+    ) -> None:
         import textworld
         from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
         from textworld.envs import PddlEnv

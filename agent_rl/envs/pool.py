@@ -155,9 +155,15 @@ class PooledEnv:
             if self._pool._closed:
                 return self._give_up(error)
             self._pool._count("crashes")
-            logger.warning("env actor %d failed in %s (%s: %s); retry %d/%d", self._slot.id, method,
-                           type(error).__name__, str(error).splitlines()[0][:200] if str(error) else "",
-                           self.retries + 1, self._pool.max_retries)
+            logger.warning(
+                "env actor %d failed in %s (%s: %s); retry %d/%d",
+                self._slot.id,
+                method,
+                type(error).__name__,
+                str(error).splitlines()[0][:200] if str(error) else "",
+                self.retries + 1,
+                self._pool.max_retries,
+            )
             if self.retries >= self._pool.max_retries:
                 self._broken = True
                 return self._give_up(error)
@@ -176,8 +182,15 @@ class PooledEnv:
         self.failed = True
         self._pool._count("episodes_failed")
         message = f"{type(error).__name__}: {error}"
-        self._fail_info = {"env_failed": True, "error": message[:2000], "won": False, "score": 0.0,
-                           "task": "", "task_type": "", "admissible_actions": []}
+        self._fail_info = {
+            "env_failed": True,
+            "error": message[:2000],
+            "won": False,
+            "score": 0.0,
+            "task": "",
+            "task_type": "",
+            "admissible_actions": [],
+        }
         if self._pool.raise_on_failure:
             raise EnvFailed(message) from error
         return None
@@ -197,9 +210,17 @@ class EnvPool:
         raise_on_failure: raise `EnvFailed` instead of returning a terminal ``env_failed`` result.
     """
 
-    def __init__(self, env_name: str, size: int = 4, env_kwargs: dict[str, Any] | None = None, *,
-                 max_retries: int = 3, call_timeout_s: float | None = 300.0,
-                 actor_options: dict[str, Any] | None = None, raise_on_failure: bool = False) -> None:
+    def __init__(
+        self,
+        env_name: str,
+        size: int = 4,
+        env_kwargs: dict[str, Any] | None = None,
+        *,
+        max_retries: int = 3,
+        call_timeout_s: float | None = 300.0,
+        actor_options: dict[str, Any] | None = None,
+        raise_on_failure: bool = False,
+    ) -> None:
         from agent_rl.envs.registry import ENVS
 
         if env_name not in ENVS:
@@ -272,8 +293,18 @@ class EnvPool:
     def stats(self) -> dict[str, int]:
         """Counters: resets, steps, crashes, actor_restarts, episodes_retried, episodes_failed,
         spec_errors, plus the current ``actors`` and ``idle`` numbers."""
-        out = {k: self._counters.get(k, 0) for k in ("resets", "steps", "crashes", "actor_restarts",
-                                                     "episodes_retried", "episodes_failed", "spec_errors")}
+        out = {
+            k: self._counters.get(k, 0)
+            for k in (
+                "resets",
+                "steps",
+                "crashes",
+                "actor_restarts",
+                "episodes_retried",
+                "episodes_failed",
+                "spec_errors",
+            )
+        }
         out["actors"] = len(self._slots)
         out["idle"] = self._idle.qsize() if self._idle else 0
         return out

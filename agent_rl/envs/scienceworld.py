@@ -41,24 +41,50 @@ from agent_rl.envs.base import Info, TextEnv
 
 # The simulator's task order (``ScienceWorldEnv.get_task_names()``), not ``scienceworld.constants.ID2TASK``.
 TASK_NAMES = (
-    "boil", "change-the-state-of-matter-of", "chemistry-mix", "chemistry-mix-paint-secondary-color",
-    "chemistry-mix-paint-tertiary-color", "find-animal", "find-living-thing", "find-non-living-thing",
-    "find-plant", "freeze", "grow-fruit", "grow-plant", "identify-life-stages-1", "identify-life-stages-2",
-    "inclined-plane-determine-angle", "inclined-plane-friction-named-surfaces",
-    "inclined-plane-friction-unnamed-surfaces", "lifespan-longest-lived",
-    "lifespan-longest-lived-then-shortest-lived", "lifespan-shortest-lived",
-    "measure-melting-point-known-substance", "measure-melting-point-unknown-substance", "melt",
-    "mendelian-genetics-known-plant", "mendelian-genetics-unknown-plant", "power-component",
-    "power-component-renewable-vs-nonrenewable-energy", "test-conductivity",
-    "test-conductivity-of-unknown-substances", "use-thermometer",
+    "boil",
+    "change-the-state-of-matter-of",
+    "chemistry-mix",
+    "chemistry-mix-paint-secondary-color",
+    "chemistry-mix-paint-tertiary-color",
+    "find-animal",
+    "find-living-thing",
+    "find-non-living-thing",
+    "find-plant",
+    "freeze",
+    "grow-fruit",
+    "grow-plant",
+    "identify-life-stages-1",
+    "identify-life-stages-2",
+    "inclined-plane-determine-angle",
+    "inclined-plane-friction-named-surfaces",
+    "inclined-plane-friction-unnamed-surfaces",
+    "lifespan-longest-lived",
+    "lifespan-longest-lived-then-shortest-lived",
+    "lifespan-shortest-lived",
+    "measure-melting-point-known-substance",
+    "measure-melting-point-unknown-substance",
+    "melt",
+    "mendelian-genetics-known-plant",
+    "mendelian-genetics-unknown-plant",
+    "power-component",
+    "power-component-renewable-vs-nonrenewable-energy",
+    "test-conductivity",
+    "test-conductivity-of-unknown-substances",
+    "use-thermometer",
 )
 SPLITS = ("train", "dev", "test")
 # EPO's L2 held-out task types (tested on, never trained on).
 L2_HELD_OUT = (
-    "change-the-state-of-matter-of", "chemistry-mix-paint-tertiary-color", "find-plant", "grow-plant",
-    "identify-life-stages-2", "inclined-plane-friction-unnamed-surfaces",
-    "lifespan-longest-lived-then-shortest-lived", "measure-melting-point-unknown-substance",
-    "mendelian-genetics-unknown-plant", "test-conductivity-of-unknown-substances",
+    "change-the-state-of-matter-of",
+    "chemistry-mix-paint-tertiary-color",
+    "find-plant",
+    "grow-plant",
+    "identify-life-stages-2",
+    "inclined-plane-friction-unnamed-surfaces",
+    "lifespan-longest-lived-then-shortest-lived",
+    "measure-melting-point-unknown-substance",
+    "mendelian-genetics-unknown-plant",
+    "test-conductivity-of-unknown-substances",
 )
 DEFAULT_JVM_OPTS = ("-XX:+UseSerialGC",)
 
@@ -81,12 +107,14 @@ class _Simulator(_UpstreamEnv):
     """
 
     def __init__(self, jvm_opts: tuple[str, ...], env_step_limit: int) -> None:  # noqa: D107
-        port, proc = launch_gateway(classpath=JAR_PATH, die_on_exit=True, cwd=BASEPATH,
-                                    javaopts=list(jvm_opts), return_proc=True)
+        port, proc = launch_gateway(
+            classpath=JAR_PATH, die_on_exit=True, cwd=BASEPATH, javaopts=list(jvm_opts), return_proc=True
+        )
         self._gateway = JavaGateway(
             gateway_parameters=GatewayParameters(auto_field=True, port=port),
             callback_server_parameters=CallbackServerParameters(port=0, daemonize=True),
-            java_process=proc)
+            java_process=proc,
+        )
         python_port = self._gateway.get_callback_server().get_listening_port()
         server = self._gateway.java_gateway_server
         server.resetCallbackClient(server.getCallbackClient().getAddress(), python_port)
@@ -109,8 +137,11 @@ def _all_variations() -> dict[str, dict[str, tuple[int, ...]]]:
         out = {}
         for name in TASK_NAMES:
             sim.load(name, 0, "")
-            out[name] = {"train": tuple(sim.get_variations_train()), "dev": tuple(sim.get_variations_dev()),
-                         "test": tuple(sim.get_variations_test())}
+            out[name] = {
+                "train": tuple(sim.get_variations_train()),
+                "dev": tuple(sim.get_variations_dev()),
+                "test": tuple(sim.get_variations_test()),
+            }
         return out
     finally:
         env.close()
@@ -166,9 +197,15 @@ class ScienceWorldEnv(TextEnv):
 
     name = "scienceworld"
 
-    def __init__(self, simplification: str = "easy", env_step_limit: int = 100, max_steps: int | None = None,
-                 jvm_heap_mb: int = 256, jvm_opts: tuple[str, ...] = DEFAULT_JVM_OPTS,
-                 admissible: bool = True) -> None:
+    def __init__(
+        self,
+        simplification: str = "easy",
+        env_step_limit: int = 100,
+        max_steps: int | None = None,
+        jvm_heap_mb: int = 256,
+        jvm_opts: tuple[str, ...] = DEFAULT_JVM_OPTS,
+        admissible: bool = True,
+    ) -> None:
         self.simplification = simplification
         self.env_step_limit = env_step_limit
         self.max_steps = max_steps
@@ -223,7 +260,8 @@ class ScienceWorldEnv(TextEnv):
         failed = raw_score < 0
         out_of_moves = moves > self.env_step_limit
         truncated = not (won or failed) and (
-            out_of_moves or (self.max_steps is not None and self._steps >= self.max_steps))
+            out_of_moves or (self.max_steps is not None and self._steps >= self.max_steps)
+        )
         self._done = won or failed or truncated
         self._info.update(
             admissible_actions=self._admissible(),

@@ -61,8 +61,16 @@ EMPTY_ACTION = "empty_action"
 MISSING_THINK_TAGS = "missing_think_tags"
 EMPTY_THINK = "empty_think"
 CHINESE_CHARACTERS = "chinese_characters"
-REASONS = (OK, NOT_A_STRING, MISSING_ACTION_TAGS, MISORDERED_ACTION_TAGS, EMPTY_ACTION, MISSING_THINK_TAGS,
-           EMPTY_THINK, CHINESE_CHARACTERS)
+REASONS = (
+    OK,
+    NOT_A_STRING,
+    MISSING_ACTION_TAGS,
+    MISORDERED_ACTION_TAGS,
+    EMPTY_ACTION,
+    MISSING_THINK_TAGS,
+    EMPTY_THINK,
+    CHINESE_CHARACTERS,
+)
 
 _NOCASE = re.IGNORECASE | re.ASCII
 _ACTION_OPEN = re.compile(re.escape("<action>"))
@@ -107,11 +115,17 @@ def env_parse_defaults(env_name: str) -> ParseDefaults:
         return ENV_PARSE_DEFAULTS[name]
     except (KeyError, TypeError):
         raise ValueError(
-            f"unknown environment {env_name!r}; valid: {', '.join(sorted(ENV_PARSE_DEFAULTS))}") from None
+            f"unknown environment {env_name!r}; valid: {', '.join(sorted(ENV_PARSE_DEFAULTS))}"
+        ) from None
 
 
-def parse_action(text: object, env_name: str = "alfworld", *, fallback_chars: int | None = None,
-                 lowercase: bool | None = None) -> ParsedAction:
+def parse_action(
+    text: object,
+    env_name: str = "alfworld",
+    *,
+    fallback_chars: int | None = None,
+    lowercase: bool | None = None,
+) -> ParsedAction:
     """Parse one response into `ParsedAction`; never raises on ``text``.
 
     Args:
@@ -144,7 +158,7 @@ def parse_action(text: object, env_name: str = "alfworld", *, fallback_chars: in
     if close_tag.start() < open_tag.end():
         return ParsedAction("", False, MISORDERED_ACTION_TAGS)
 
-    action = text[open_tag.end():close_tag.start()].strip()
+    action = text[open_tag.end() : close_tag.start()].strip()
     if lower:
         action = action.lower()
     if not action:

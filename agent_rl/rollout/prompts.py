@@ -84,8 +84,7 @@ ALFWORLD_TEMPLATE_NO_HIS = (
     "Your current observation is: {current_observation}\n"
     "Your admissible actions of the current situation are: [{admissible_actions}].\n"
     "\n"
-    "Now it's your turn to take an action.\n"
-    + _THINK_ACT + _CHOOSE_ADMISSIBLE
+    "Now it's your turn to take an action.\n" + _THINK_ACT + _CHOOSE_ADMISSIBLE
 )
 ALFWORLD_TEMPLATE = (
     "\nYou are an expert agent operating in the ALFRED Embodied Environment. Your task is to: "
@@ -95,8 +94,7 @@ ALFWORLD_TEMPLATE = (
     "You are now at step {current_step} and your current observation is: {current_observation}\n"
     "Your admissible actions of the current situation are: [{admissible_actions}].\n"
     "\n"
-    "Now it's your turn to take an action.\n"
-    + _THINK_ACT + _CHOOSE_ADMISSIBLE
+    "Now it's your turn to take an action.\n" + _THINK_ACT + _CHOOSE_ADMISSIBLE
 )
 
 # ---------------------------------------------------------------------------------------------- WebShop
@@ -109,14 +107,12 @@ _WEBSHOP_TAIL = (
     "Now it's your turn to take one action for the current step.\n"
     "You should first reason step-by-step about the current situation, then think carefully which "
     "admissible action best advances the shopping goal. This reasoning process MUST be enclosed within "
-    "<think> </think> tags. \n"
-    + _CHOOSE_ADMISSIBLE
+    "<think> </think> tags. \n" + _CHOOSE_ADMISSIBLE
 )
 WEBSHOP_TEMPLATE_NO_HIS = (
     "\nYou are an expert autonomous agent operating in the WebShop e\u2011commerce environment. \n"
     "Your task is to: {task_description}.\n"
-    "Your current observation is: {current_observation}.\n"
-    + _WEBSHOP_TAIL
+    "Your current observation is: {current_observation}.\n" + _WEBSHOP_TAIL
 )
 WEBSHOP_TEMPLATE = (
     "\nYou are an expert autonomous agent operating in the WebShop e\u2011commerce environment.\n"
@@ -176,7 +172,8 @@ SCIWORLD_TEMPLATE_NO_HIS = (
     + "Your current observation is: {current_observation}\n"
     + _SCIWORLD_ACTIONS_BLOCK
     + "Now it's your turn to take an action.\n"
-    + _THINK_ACT + _SCIWORLD_CHOOSE
+    + _THINK_ACT
+    + _SCIWORLD_CHOOSE
 )
 SCIWORLD_TEMPLATE = (
     _SCIWORLD_INTRO
@@ -185,8 +182,7 @@ SCIWORLD_TEMPLATE = (
     "You are now at step {current_step} and your current observation is: {current_observation}\n"
     + _SCIWORLD_ACTIONS_BLOCK
     + "Now it's your turn to take an action. You should first reason step-by-step about the current "
-    "situation. This reasoning process MUST be enclosed within <think> </think> tags.\n"
-    + _SCIWORLD_CHOOSE
+    "situation. This reasoning process MUST be enclosed within <think> </think> tags.\n" + _SCIWORLD_CHOOSE
 )
 
 
@@ -221,7 +217,7 @@ def format_webshop_observation(observation: str, task: str) -> str:
         index = parts.index(task)
     except ValueError:
         return observation
-    return SEP.join(f"'{p}'" for p in parts[index + 1:])
+    return SEP.join(f"'{p}'" for p in parts[index + 1 :])
 
 
 def format_scienceworld_actions(templates: Sequence[str] | None, objects: Sequence[str] | None) -> str:
@@ -246,10 +242,17 @@ def _pairs_history(recent: list, first: int, max_entry: int | None, max_action: 
 
 
 # --------------------------------------------------------------------------------------------- builders
-def alfworld_prompt(task: str, step: int, history: Sequence[tuple[str, str]], observation: str,
-                    admissible_actions: Sequence[str] | None, history_length: int, *,
-                    max_entry_chars: int | None = DEFAULT_MAX_ENTRY_CHARS,
-                    max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS) -> tuple[str, str | None]:
+def alfworld_prompt(
+    task: str,
+    step: int,
+    history: Sequence[tuple[str, str]],
+    observation: str,
+    admissible_actions: Sequence[str] | None,
+    history_length: int,
+    *,
+    max_entry_chars: int | None = DEFAULT_MAX_ENTRY_CHARS,
+    max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS,
+) -> tuple[str, str | None]:
     """The no-history and (past the first step) the history content of one ALFWorld step."""
     actions = format_alfworld_actions(admissible_actions)
     obs = clip(observation, max_entry_chars)
@@ -258,59 +261,92 @@ def alfworld_prompt(task: str, step: int, history: Sequence[tuple[str, str]], ob
         return no_his, None
     first, recent = _recent(history, step, history_length)
     with_his = ALFWORLD_TEMPLATE.format(
-        task_description=clip(task, max_entry_chars), step_count=step, history_length=len(recent),
+        task_description=clip(task, max_entry_chars),
+        step_count=step,
+        history_length=len(recent),
         action_history=_pairs_history(recent, first, max_entry_chars, max_action_chars),
-        current_step=step + 1, current_observation=obs, admissible_actions=actions,
+        current_step=step + 1,
+        current_observation=obs,
+        admissible_actions=actions,
     )
     return no_his, with_his
 
 
-def webshop_prompt(task: str, step: int, history: Sequence[tuple[str, str]], observation: str,
-                   admissible_actions: Sequence[str] | None, history_length: int, *,
-                   max_entry_chars: int | None = DEFAULT_MAX_ENTRY_CHARS,
-                   max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS) -> tuple[str, str | None]:
+def webshop_prompt(
+    task: str,
+    step: int,
+    history: Sequence[tuple[str, str]],
+    observation: str,
+    admissible_actions: Sequence[str] | None,
+    history_length: int,
+    *,
+    max_entry_chars: int | None = DEFAULT_MAX_ENTRY_CHARS,
+    max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS,
+) -> tuple[str, str | None]:
     """The no-history and (past the first step) the history content of one WebShop step."""
     task = task if isinstance(task, str) else str(task)
     actions = format_webshop_actions(admissible_actions)
     obs = clip(format_webshop_observation(str(observation), task), max_entry_chars)
     task_text = clip(task, max_entry_chars)
     no_his = WEBSHOP_TEMPLATE_NO_HIS.format(
-        task_description=task_text, current_observation=obs, available_actions=actions)
+        task_description=task_text, current_observation=obs, available_actions=actions
+    )
     if step == 0 or history_length <= 0:
         return no_his, None
     first, recent = _recent(history, step, history_length)
     recent = [(format_webshop_observation(str(o), task), a) for o, a in recent]
     with_his = WEBSHOP_TEMPLATE.format(
-        task_description=task_text, step_count=step, history_length=len(recent),
+        task_description=task_text,
+        step_count=step,
+        history_length=len(recent),
         action_history=_pairs_history(recent, first, max_entry_chars, max_action_chars),
-        current_step=step + 1, current_observation=obs, available_actions=actions,
+        current_step=step + 1,
+        current_observation=obs,
+        available_actions=actions,
     )
     return no_his, with_his
 
 
-def scienceworld_prompt(task: str, step: int, history: Sequence[tuple[str, str]], observation: str,
-                        admissible_actions: Sequence[str] | None, history_length: int, *,
-                        objects: Sequence[str] | None = None,
-                        max_entry_chars: int | None = DEFAULT_MAX_ENTRY_CHARS,
-                        max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS) -> tuple[str, str | None]:
+def scienceworld_prompt(
+    task: str,
+    step: int,
+    history: Sequence[tuple[str, str]],
+    observation: str,
+    admissible_actions: Sequence[str] | None,
+    history_length: int,
+    *,
+    objects: Sequence[str] | None = None,
+    max_entry_chars: int | None = DEFAULT_MAX_ENTRY_CHARS,
+    max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS,
+) -> tuple[str, str | None]:
     """The no-history and (past the first step) the history content of one ScienceWorld step."""
     actions = format_scienceworld_actions(admissible_actions, objects)
     obs = clip(observation, max_entry_chars)
     task_text = clip(task, max_entry_chars)
     no_his = SCIWORLD_TEMPLATE_NO_HIS.format(
-        task_description=task_text, current_observation=obs, available_actions=actions)
+        task_description=task_text, current_observation=obs, available_actions=actions
+    )
     if step == 0 or history_length <= 0:
         return no_his, None
     first, recent = _recent(history, step, history_length)
     earlier = list(history[: len(history) - len(recent)])
     first_earlier = first - len(earlier)
-    lines = [f"\n[Step {n}, Action {n}: '{clip(act, max_action_chars)}']"
-             for n, (_, act) in enumerate(earlier, start=first_earlier)]
-    lines += [f"\n[Step {n}, Observation {n}: '{clip(o, max_entry_chars)}', Action {n}: "
-              f"'{clip(a, max_action_chars)}']" for n, (o, a) in enumerate(recent, start=first)]
+    lines = [
+        f"\n[Step {n}, Action {n}: '{clip(act, max_action_chars)}']"
+        for n, (_, act) in enumerate(earlier, start=first_earlier)
+    ]
+    lines += [
+        f"\n[Step {n}, Observation {n}: '{clip(o, max_entry_chars)}', Action {n}: "
+        f"'{clip(a, max_action_chars)}']"
+        for n, (o, a) in enumerate(recent, start=first)
+    ]
     with_his = SCIWORLD_TEMPLATE.format(
-        task_description=task_text, step_count=step, history_length=len(recent),
-        action_history="".join(lines).strip(), current_step=step + 1, current_observation=obs,
+        task_description=task_text,
+        step_count=step,
+        history_length=len(recent),
+        action_history="".join(lines).strip(),
+        current_step=step + 1,
+        current_observation=obs,
         available_actions=actions,
     )
     return no_his, with_his
@@ -324,12 +360,20 @@ PROMPT_BUILDERS: dict[str, Callable[..., tuple[str, str | None]]] = {
 _ALIASES = {"sciworld": "scienceworld"}
 
 
-def build_prompt(env_name: str, task: str, step: int, history: Sequence[tuple[str, str]], observation: str,
-                 admissible_actions: Sequence[str] | None, history_length: int = 2, *,
-                 objects: Sequence[str] | None = None,
-                 max_entry_chars: int | None = DEFAULT_MAX_ENTRY_CHARS,
-                 max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS,
-                 max_prompt_chars: int | None | Literal["default"] = "default") -> list[dict[str, str]]:
+def build_prompt(
+    env_name: str,
+    task: str,
+    step: int,
+    history: Sequence[tuple[str, str]],
+    observation: str,
+    admissible_actions: Sequence[str] | None,
+    history_length: int = 2,
+    *,
+    objects: Sequence[str] | None = None,
+    max_entry_chars: int | None = DEFAULT_MAX_ENTRY_CHARS,
+    max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS,
+    max_prompt_chars: int | None | Literal["default"] = "default",
+) -> list[dict[str, str]]:
     """The chat messages of one step: ``[{"role": "user", "content": ...}]``.
 
     Args:
@@ -365,7 +409,8 @@ def build_prompt(env_name: str, task: str, step: int, history: Sequence[tuple[st
             raise ValueError(f"objects is a ScienceWorld argument, not one of {name!r}")
         kwargs["objects"] = objects
     no_his, with_his = PROMPT_BUILDERS[name](
-        task, step, history, observation, admissible_actions, int(history_length), **kwargs)
+        task, step, history, observation, admissible_actions, int(history_length), **kwargs
+    )
     limit = DEFAULT_MAX_PROMPT_CHARS[name] if max_prompt_chars == "default" else max_prompt_chars
     content = no_his if with_his is None or (limit is not None and len(with_his) > limit) else with_his
     return [{"role": "user", "content": content}]

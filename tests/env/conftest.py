@@ -22,8 +22,14 @@ def _start_ray(num_cpus: int = 2):
 
     temp_dir = REPO / ".ray_tmp"
     temp_dir.mkdir(exist_ok=True)
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _temp_dir=str(temp_dir),
-             log_to_driver=False, configure_logging=False)
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        _temp_dir=str(temp_dir),
+        log_to_driver=False,
+        configure_logging=False,
+    )
     return ray
 
 

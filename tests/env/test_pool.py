@@ -73,8 +73,13 @@ def test_killed_actor_mid_episode_is_replaced_and_episode_completes(ray_local):
         pool = EnvPool("alfworld", size=1)
         async with pool.lease() as env:
             first = (await env.pids())["actor"]
-            info = await play(env, {"split": "train", "task_id": 5}, expert_plan(5),
-                              kill=lambda pids: os.kill(pids["actor"], signal.SIGKILL), kill_at=4)
+            info = await play(
+                env,
+                {"split": "train", "task_id": 5},
+                expert_plan(5),
+                kill=lambda pids: os.kill(pids["actor"], signal.SIGKILL),
+                kill_at=4,
+            )
             second = (await env.pids())["actor"]
         stats = pool.stats()
         await pool.shutdown()
@@ -99,8 +104,13 @@ def test_killed_jvm_mid_episode_is_replaced_and_gold_path_wins(ray_local):
         async with pool.lease() as env:
             await env.reset(spec)
             jvm = (await env.pids())["jvm"]
-            info = await play(env, spec, gold, kill=lambda pids: os.kill(pids["jvm"], signal.SIGKILL),
-                              kill_at=len(gold) // 2)
+            info = await play(
+                env,
+                spec,
+                gold,
+                kill=lambda pids: os.kill(pids["jvm"], signal.SIGKILL),
+                kill_at=len(gold) // 2,
+            )
             pids = await env.pids()
         stats = pool.stats()
         await pool.shutdown()

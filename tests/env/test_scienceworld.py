@@ -30,10 +30,13 @@ def play(env, spec, actions):
     return obs, reward, done, info
 
 
-@pytest.mark.parametrize("spec", [
-    {"task": "find-non-living-thing", "variation": 0},
-    {"task": "power-component", "variation": 0},  # electrical task: "easy" keeps connect actions
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"task": "find-non-living-thing", "variation": 0},
+        {"task": "power-component", "variation": 0},  # electrical task: "easy" keeps connect actions
+    ],
+)
 def test_gold_path_wins(env, spec):
     gold = env.gold_actions(spec)
     _, reward, done, info = play(env, spec, gold)
@@ -95,8 +98,21 @@ def test_two_resets_from_one_spec_are_identical(env):
 
 def test_fifty_random_and_garbage_actions_never_raise(env):
     rng = random.Random(0)
-    junk = ["", " ", "\n", "\x00", "é漢字🙂", "focus on", "pour x in y", "teleport to", "connect",
-            "reset task", "{}", "'\"\\", "a" * 3000]
+    junk = [
+        "",
+        " ",
+        "\n",
+        "\x00",
+        "é漢字🙂",
+        "focus on",
+        "pour x in y",
+        "teleport to",
+        "connect",
+        "reset task",
+        "{}",
+        "'\"\\",
+        "a" * 3000,
+    ]
     obs, info = env.reset({"task": "chemistry-mix", "variation": 2})
     for i in range(50):
         if i % 3 == 0:
@@ -115,7 +131,13 @@ def test_task_names_and_epo_splits(env):
     assert list(env.sim.get_task_names()) == list(TASK_NAMES)
     # Sizes of EPO's variations_idx/L*_idx.json files.
     sizes = {(lv, part): len(epo_split(lv, part)) for lv in ("L0", "L1", "L2") for part in ("train", "test")}
-    assert sizes == {("L0", "train"): 3322, ("L0", "test"): 1661, ("L1", "train"): 3322,
-                     ("L1", "test"): 1684, ("L2", "train"): 2242, ("L2", "test"): 549}
+    assert sizes == {
+        ("L0", "train"): 3322,
+        ("L0", "test"): 1661,
+        ("L1", "train"): 3322,
+        ("L1", "test"): 1684,
+        ("L2", "train"): 2242,
+        ("L2", "test"): 549,
+    }
     total = sum(len(variations(t, s)) for t in TASK_NAMES for s in ("train", "dev", "test"))
     assert total == 7207

@@ -50,9 +50,15 @@ def test_verl_runs_on_the_cpu_platform():
     assert out.returncode == 0, out.stderr[-3000:]
     facts = json.loads(out.stdout.strip().splitlines()[-1])
     assert facts == {
-        "device": "cpu", "module_is_torch_cpu": True, "backend": "gloo", "resource": "GPU",
-        "device_id": "cpu", "engine": "FSDPEngineWithLMHead", "pg_backend": "gloo",
-        "pin": False, "wrapped": True,
+        "device": "cpu",
+        "module_is_torch_cpu": True,
+        "backend": "gloo",
+        "resource": "GPU",
+        "device_id": "cpu",
+        "engine": "FSDPEngineWithLMHead",
+        "pg_backend": "gloo",
+        "pin": False,
+        "wrapped": True,
     }
 
 

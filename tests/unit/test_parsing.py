@@ -25,7 +25,7 @@ def verl_agent_projection(text: str, tail: int, lower: bool = True) -> tuple[str
     start_idx, end_idx = lowered.find("<action>"), lowered.find("</action>")
     if start_idx == -1 or end_idx == -1:
         return lowered[-tail:], 0
-    action, valid = lowered[start_idx + len("<action>"):end_idx].strip(), 1
+    action, valid = lowered[start_idx + len("<action>") : end_idx].strip(), 1
     if text.find("<think>") == -1 or text.find("</think>") == -1:
         valid = 0
     if re.search(r"[\u4e00-\u9fff]", text):
@@ -45,7 +45,7 @@ def oracle(text: str, tail: int, lower: bool) -> ParsedAction:
         return ParsedAction(t.lower() if lower else t, False, "missing_action_tags")
     if a1 < a0:
         return ParsedAction("", False, "misordered_action_tags")
-    action = text[a0 + 8:a1].strip()
+    action = text[a0 + 8 : a1].strip()
     action = action.lower() if lower else action
     if not action:
         return ParsedAction(action, False, "empty_action")
@@ -53,7 +53,7 @@ def oracle(text: str, tail: int, lower: bool) -> ParsedAction:
     t1 = text.find("</think>", t0 + 7) if t0 != -1 else -1
     if t1 == -1:
         return ParsedAction(action, False, "missing_think_tags")
-    if not text[t0 + 7:t1].strip():
+    if not text[t0 + 7 : t1].strip():
         return ParsedAction(action, False, "empty_think")
     if any("\u4e00" <= c <= "\u9fff" for c in text):
         return ParsedAction(action, False, "chinese_characters")
@@ -110,21 +110,27 @@ def test_webshop_tail_can_be_an_executable_command():
     assert parsed == ParsedAction("      click[buy now]", False, "missing_action_tags")
 
 
-@pytest.mark.parametrize("text", [
-    "<think>r</think> <action>go",  # no closing tag
-    "<think>r</think> go</action>",  # no opening tag
-    "<think>r</think> <action >go</action>",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<think>r</think> <action>go",  # no closing tag
+        "<think>r</think> go</action>",  # no opening tag
+        "<think>r</think> <action >go</action>",
+    ],
+)
 def test_broken_action_tags_are_missing(text):
     parsed = parse_action(text)
     assert not parsed.valid and parsed.reason == "missing_action_tags"
     assert parsed.action == text[-30:].lower()
 
 
-@pytest.mark.parametrize("text", [
-    "<think>r</think> </action>go<action>",
-    "<think>r</think> </action><action>go</action>",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<think>r</think> </action>go<action>",
+        "<think>r</think> </action><action>go</action>",
+    ],
+)
 def test_closing_tag_first_sends_empty_action_like_verl_agent_but_is_invalid(text):
     assert parse_action(text) == ParsedAction("", False, "misordered_action_tags")
     assert verl_agent_projection(text, 30) == ("", 1)
@@ -134,16 +140,19 @@ def test_empty_action_is_invalid():
     assert parse_action("<think>r</think><action> \n </action>") == ParsedAction("", False, "empty_action")
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("<action>look</action>", "missing_think_tags"),
-    ("<think>r <action>look</action>", "missing_think_tags"),
-    ("</think>r<think><action>look</action>", "missing_think_tags"),
-    ("<think> \n\t </think><action>look</action>", "empty_think"),
-    ("<think></think><action>look</action>", "empty_think"),
-    ("<think>我想</think><action>look</action>", "chinese_characters"),
-    ("<think>r</think><action>look</action>\u9fff", "chinese_characters"),
-    ("<think>r</think><action>look\u4e00</action>", "chinese_characters"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("<action>look</action>", "missing_think_tags"),
+        ("<think>r <action>look</action>", "missing_think_tags"),
+        ("</think>r<think><action>look</action>", "missing_think_tags"),
+        ("<think> \n\t </think><action>look</action>", "empty_think"),
+        ("<think></think><action>look</action>", "empty_think"),
+        ("<think>我想</think><action>look</action>", "chinese_characters"),
+        ("<think>r</think><action>look</action>\u9fff", "chinese_characters"),
+        ("<think>r</think><action>look\u4e00</action>", "chinese_characters"),
+    ],
+)
 def test_invalid_steps(text, reason):
     parsed = parse_action(text)
     assert parsed.reason == reason and not parsed.valid
@@ -180,17 +189,59 @@ def test_parsed_action_is_frozen():
 
 
 # ---------------------------------------------------------------------------------------------- fuzz
-_PIECES = ["<action>", "</action>", "<think>", "</think>", "<ACTION>", "</Think>", "<action", "</", "<", ">",
-           "/", "go to shelf 1", " ", "\n", "\t", "\x00", "\x1b[31m", "我", "\u9fff", "\u4dff", "İ", "ß", "K",
-           "\ud800", "\U0001f600", "click[buy now]", "look", "é", "\r\n", "''", "{}", "\\"]
+_PIECES = [
+    "<action>",
+    "</action>",
+    "<think>",
+    "</think>",
+    "<ACTION>",
+    "</Think>",
+    "<action",
+    "</",
+    "<",
+    ">",
+    "/",
+    "go to shelf 1",
+    " ",
+    "\n",
+    "\t",
+    "\x00",
+    "\x1b[31m",
+    "我",
+    "\u9fff",
+    "\u4dff",
+    "İ",
+    "ß",
+    "K",
+    "\ud800",
+    "\U0001f600",
+    "click[buy now]",
+    "look",
+    "é",
+    "\r\n",
+    "''",
+    "{}",
+    "\\",
+]
 
 
 def _structured(rng: random.Random) -> str:
     """A think + action response with random damage: dropped or swapped tags, noise, Chinese."""
+
     def noise() -> str:
         return "".join(rng.choice(_PIECES[10:]) for _ in range(rng.randint(0, 3)))
-    parts = [noise(), "<think>", noise() + "reason", "</think>", noise(), "<action>", noise() + "go",
-             "</action>", noise()]
+
+    parts = [
+        noise(),
+        "<think>",
+        noise() + "reason",
+        "</think>",
+        noise(),
+        "<action>",
+        noise() + "go",
+        "</action>",
+        noise(),
+    ]
     for _ in range(rng.choice([0, 0, 1, 2])):
         i = rng.randrange(len(parts))
         parts[i] = rng.choice(["", parts[rng.randrange(len(parts))], parts[i].upper(), " "])
@@ -244,16 +295,19 @@ def test_fuzz_wrapped_valid_responses_stay_valid():
 
 
 # ------------------------------------------------------------------------------------------ speed
-@pytest.mark.parametrize("text", [
-    "<action>" * 130_000,
-    "<think>" * 150_000 + "<action>x</action>",
-    "<" * 1_000_000,
-    "</action><action>" * 60_000,
-    "<think>" + " " * 1_000_000 + "</think><action>x</action>",
-    "<think>r</think><action>" + "a" * 1_000_000 + "</action>" + "我",
-    "<THINK" * 170_000,
-    "x" * 1_000_000,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<action>" * 130_000,
+        "<think>" * 150_000 + "<action>x</action>",
+        "<" * 1_000_000,
+        "</action><action>" * 60_000,
+        "<think>" + " " * 1_000_000 + "</think><action>x</action>",
+        "<think>r</think><action>" + "a" * 1_000_000 + "</action>" + "我",
+        "<THINK" * 170_000,
+        "x" * 1_000_000,
+    ],
+)
 def test_one_megabyte_adversarial_strings_are_fast(text):
     assert len(text) >= 1_000_000
     start = time.perf_counter()

@@ -15,14 +15,23 @@ from agent_rl.rollout.prompts import build_prompt, format_webshop_observation
 # ----------------------------------------------------------------------------------------- fixtures
 ALF_TASK = "put a clean mug in coffeemachine."
 ALF_HIST = [
-    ("-= Welcome to TextWorld, ALFRED! =-\n\nYou are in the middle of a room.\n\n"
-     "Your task is to: put a clean mug in coffeemachine.", "go to countertop 1"),
+    (
+        "-= Welcome to TextWorld, ALFRED! =-\n\nYou are in the middle of a room.\n\n"
+        "Your task is to: put a clean mug in coffeemachine.",
+        "go to countertop 1",
+    ),
     ("You arrive at countertop 1. On the countertop 1, you see a mug 1.", "take mug 1 from countertop 1"),
     ("You pick up the mug 1 from the countertop 1.", "go to sinkbasin 1"),
 ]
 ALF_OBS = "You arrive at sinkbasin 1. On the sinkbasin 1, you see nothing."
-ALF_ADM = ["clean mug 1 with sinkbasin 1", "examine sinkbasin 1", "go to countertop 1", "help", "inventory",
-           "look"]
+ALF_ADM = [
+    "clean mug 1 with sinkbasin 1",
+    "examine sinkbasin 1",
+    "go to countertop 1",
+    "help",
+    "inventory",
+    "look",
+]
 
 WS_TASK = "i need a slim power bank, and price lower than 40.00 dollars"
 WS_FIRST = f"WebShop [SEP] Instruction: [SEP] {WS_TASK} [SEP] Search"
@@ -34,11 +43,18 @@ def ws_raw(page: str) -> str:
 
 WS_HIST = [
     (WS_FIRST, "search[slim power bank]"),
-    (ws_raw("Back to Search [SEP] Page 1 (Total results: 2) [SEP] Next > [SEP] B01 [SEP] "
-            "Slim Power Bank 10000mAh [SEP] $25.99"), "click[b01]"),
+    (
+        ws_raw(
+            "Back to Search [SEP] Page 1 (Total results: 2) [SEP] Next > [SEP] B01 [SEP] "
+            "Slim Power Bank 10000mAh [SEP] $25.99"
+        ),
+        "click[b01]",
+    ),
 ]
-WS_OBS = ws_raw("Back to Search [SEP] < Prev [SEP] color [SEP] black [SEP] Slim Power Bank 10000mAh "
-                "[SEP] Price: $25.99 [SEP] Buy Now")
+WS_OBS = ws_raw(
+    "Back to Search [SEP] < Prev [SEP] color [SEP] black [SEP] Slim Power Bank 10000mAh "
+    "[SEP] Price: $25.99 [SEP] Buy Now"
+)
 WS_ADM = ["click[back to search]", "click[< prev]", "click[black]", "click[buy now]"]
 
 SW_TASK = "Your task is to boil water. First, focus on the substance."
@@ -74,8 +90,16 @@ def test_webshop_matches_epo_from_raw_observations():
 def test_scienceworld_matches_epo():
     got = content("scienceworld", SW_TASK, 4, SW_HIST, SW_OBS, SW_TEMPLATES, 2, objects=SW_OBJECTS)
     assert got == SCIWORLD_GOLDEN
-    got = content("scienceworld", SW_TASK, 0, [], "This room is called the hallway.", SW_TEMPLATES, 2,
-                  objects=SW_OBJECTS)
+    got = content(
+        "scienceworld",
+        SW_TASK,
+        0,
+        [],
+        "This room is called the hallway.",
+        SW_TEMPLATES,
+        2,
+        objects=SW_OBJECTS,
+    )
     assert got == SCIWORLD_NO_HIS_GOLDEN
 
 
@@ -121,9 +145,11 @@ def test_only_the_last_pairs_are_shown_numbered_by_step(env):
 def test_scienceworld_lists_all_earlier_actions_and_numbers_from_one():
     hist = [(f"obs{i}", f"act{i}") for i in range(1, 5)]
     text = content("scienceworld", "t", 4, hist, "now", ["wait"], 2)
-    assert ("[Step 1, Action 1: 'act1']\n[Step 2, Action 2: 'act2']\n"
-            "[Step 3, Observation 3: 'obs3', Action 3: 'act3']\n"
-            "[Step 4, Observation 4: 'obs4', Action 4: 'act4']") in text
+    assert (
+        "[Step 1, Action 1: 'act1']\n[Step 2, Action 2: 'act2']\n"
+        "[Step 3, Observation 3: 'obs3', Action 3: 'act3']\n"
+        "[Step 4, Observation 4: 'obs4', Action 4: 'act4']"
+    ) in text
     assert "obs1" not in text and "obs2" not in text
     # EPO prints "Step 0" here (its numbering bug); we number by the real step.
     text = content("scienceworld", "t", 1, hist[:1], "now", ["wait"], 2)
@@ -147,9 +173,11 @@ def test_webshop_actions_one_per_line_with_commas():
 
 def test_scienceworld_available_actions_string():
     text = content("scienceworld", "t", 0, [], "o", ["open OBJ", "wait"], 2, objects=["door", "sink"])
-    assert ("Current available actions:\nValid_actions: ['open OBJ', 'wait'], OBJ needs to be replaced with "
-            "one of the following objects: ['door', 'sink']\n"
-            " example: <action>focus on door</action>\n") in text
+    assert (
+        "Current available actions:\nValid_actions: ['open OBJ', 'wait'], OBJ needs to be replaced with "
+        "one of the following objects: ['door', 'sink']\n"
+        " example: <action>focus on door</action>\n"
+    ) in text
     assert text.count('{"action": ') == 25
     no_objects = content("scienceworld", "t", 0, [], "o", ["open OBJ", "wait"], 2)
     assert "Valid_actions: ['open OBJ', 'wait']\n example: <action>focus on door</action>" in no_objects
@@ -176,8 +204,9 @@ def test_webshop_long_history_falls_back_to_no_history_template():
     text = content("webshop", WS_TASK, 2, hist, WS_OBS, WS_ADM, 2, max_entry_chars=None)
     assert "Prior to this step" not in text
     assert text == content("webshop", WS_TASK, 0, [], WS_OBS, WS_ADM, 2)
-    kept = content("webshop", WS_TASK, 2, hist, WS_OBS, WS_ADM, 2, max_entry_chars=None,
-                   max_prompt_chars=None)
+    kept = content(
+        "webshop", WS_TASK, 2, hist, WS_OBS, WS_ADM, 2, max_entry_chars=None, max_prompt_chars=None
+    )
     assert "Prior to this step" in kept and len(kept) > 13000
     # Just below the limit the history is kept.
     small = ws_raw("x" * 5000)
@@ -201,8 +230,17 @@ def test_entry_caps():
     assert "a" * (cap + 1) not in text
     assert "b" * act_cap + f" ...[{1000 - act_cap} chars truncated]'" in text
     assert "b" * (act_cap + 1) not in text
-    uncapped = content("alfworld", "t", 1, [(long_obs, "b" * 1000)], long_obs, [], 2, max_entry_chars=None,
-                       max_action_chars=None)
+    uncapped = content(
+        "alfworld",
+        "t",
+        1,
+        [(long_obs, "b" * 1000)],
+        long_obs,
+        [],
+        2,
+        max_entry_chars=None,
+        max_action_chars=None,
+    )
     assert "truncated" not in uncapped and uncapped.count(long_obs) == 2 and "b" * 1000 in uncapped
 
 
@@ -234,39 +272,38 @@ def test_bad_arguments():
         build_prompt("alfworld", "t", 0, [], "o", [], 2, objects=["x"])
 
 
-
 # ---------------------------------------------------------------------------------- golden strings
 ALFWORLD_GOLDEN = (
-    '\n'
-    'You are an expert agent operating in the ALFRED Embodied Environment. Your task '
-    'is to: put a clean mug in coffeemachine.\n'
-    'Prior to this step, you have already taken 3 step(s). Below are the most recent '
+    "\n"
+    "You are an expert agent operating in the ALFRED Embodied Environment. Your task "
+    "is to: put a clean mug in coffeemachine.\n"
+    "Prior to this step, you have already taken 3 step(s). Below are the most recent "
     "2 observaitons and the corresponding actions you took: [Observation 2: 'You arri"
     "ve at countertop 1. On the countertop 1, you see a mug 1.', Action 2: 'take mug "
     "1 from countertop 1']\n"
     "[Observation 3: 'You pick up the mug 1 from the countertop 1.', Action 3: 'go to"
     " sinkbasin 1']\n"
-    'You are now at step 4 and your current observation is: You arrive at sinkbasin 1'
-    '. On the sinkbasin 1, you see nothing.\n'
+    "You are now at step 4 and your current observation is: You arrive at sinkbasin 1"
+    ". On the sinkbasin 1, you see nothing.\n"
     "Your admissible actions of the current situation are: ['clean mug 1 with sinkbas"
     "in 1'\n"
     " 'examine sinkbasin 1'\n"
     " 'go to countertop 1'\n"
     " 'inventory'\n"
     " 'look'].\n"
-    '\n'
+    "\n"
     "Now it's your turn to take an action.\n"
-    'You should first reason step-by-step about the current situation. This reasoning'
-    ' process MUST be enclosed within <think> </think> tags. \n'
+    "You should first reason step-by-step about the current situation. This reasoning"
+    " process MUST be enclosed within <think> </think> tags. \n"
     "Once you've finished your reasoning, you should choose an admissible action for "
-    'current step and present it within <action> </action> tags.\n'
+    "current step and present it within <action> </action> tags.\n"
 )
 WEBSHOP_GOLDEN = (
-    '\n'
-    'You are an expert autonomous agent operating in the WebShop e\u2011commerce environme'
-    'nt.\n'
-    'Your task is to: i need a slim power bank, and price lower than 40.00 dollars.\n'
-    'Prior to this step, you have already taken 2 step(s). Below are the most recent '
+    "\n"
+    "You are an expert autonomous agent operating in the WebShop e\u2011commerce environme"
+    "nt.\n"
+    "Your task is to: i need a slim power bank, and price lower than 40.00 dollars.\n"
+    "Prior to this step, you have already taken 2 step(s). Below are the most recent "
     "2 observations and the corresponding actions you took: [Observation 1: ''Search'"
     "', Action 1: 'search[slim power bank]']\n"
     "[Observation 2: ''Back to Search' [SEP] 'Page 1 (Total results: 2)' [SEP] 'Next "
@@ -275,48 +312,48 @@ WEBSHOP_GOLDEN = (
     "You are now at step 3 and your current observation is: 'Back to Search' [SEP] '<"
     " Prev' [SEP] 'color' [SEP] 'black' [SEP] 'Slim Power Bank 10000mAh' [SEP] 'Price"
     ": $25.99' [SEP] 'Buy Now'.\n"
-    'Your admissible actions of the current situation are: \n'
-    '[\n'
+    "Your admissible actions of the current situation are: \n"
+    "[\n"
     "'click[back to search]',\n"
     "'click[< prev]',\n"
     "'click[black]',\n"
     "'click[buy now]',\n"
-    '].\n'
-    '\n'
+    "].\n"
+    "\n"
     "Now it's your turn to take one action for the current step.\n"
-    'You should first reason step-by-step about the current situation, then think car'
-    'efully which admissible action best advances the shopping goal. This reasoning p'
-    'rocess MUST be enclosed within <think> </think> tags. \n'
+    "You should first reason step-by-step about the current situation, then think car"
+    "efully which admissible action best advances the shopping goal. This reasoning p"
+    "rocess MUST be enclosed within <think> </think> tags. \n"
     "Once you've finished your reasoning, you should choose an admissible action for "
-    'current step and present it within <action> </action> tags.\n'
+    "current step and present it within <action> </action> tags.\n"
 )
 SCIWORLD_GOLDEN = (
-    '\n'
-    'You are an expert agent operating in the ScienceWorld environment, which is a te'
-    'xt-based virtual environment centered around accomplishing tasks from the elemen'
-    'tary science curriculum.\n'
-    'Your current task is: Your task is to boil water. First, focus on the substance.'
-    '\n'
-    '\n'
-    'Prior to this step, you have already taken 4 step(s). Below are the most recent '
+    "\n"
+    "You are an expert agent operating in the ScienceWorld environment, which is a te"
+    "xt-based virtual environment centered around accomplishing tasks from the elemen"
+    "tary science curriculum.\n"
+    "Your current task is: Your task is to boil water. First, focus on the substance."
+    "\n"
+    "\n"
+    "Prior to this step, you have already taken 4 step(s). Below are the most recent "
     "2 observations and the corresponding actions you took: [Step 1, Action 1: 'look "
     "around']\n"
     "[Step 2, Action 2: 'teleport to kitchen']\n"
     "[Step 3, Observation 3: 'This room is called the kitchen. In it, you see: a sink"
     ".', Action 3: 'focus on water']\n"
     "[Step 4, Observation 4: 'You focus on the water.', Action 4: 'pick up pot']\n"
-    'You are now at step 5 and your current observation is: You move the metal pot to'
-    ' the inventory.\n'
-    'Here are the actions you may take:\n'
-    '[\n'
+    "You are now at step 5 and your current observation is: You move the metal pot to"
+    " the inventory.\n"
+    "Here are the actions you may take:\n"
+    "[\n"
     '{"action": "open OBJ", "description": "open a container"},\n'
     '{"action": "close OBJ", "description": "close a container"},\n'
     '{"action": "activate OBJ", "description": "activate a device"},\n'
     '{"action": "deactivate OBJ", "description": "deactivate a device"},\n'
     '{"action": "connect OBJ to OBJ", "description": "connect electrical components"}'
-    ',\n'
+    ",\n"
     '{"action": "disconnect OBJ", "description": "disconnect electrical components"},'
-    '\n'
+    "\n"
     '{"action": "use OBJ [on OBJ]", "description": "use a device/item"},\n'
     '{"action": "look around", "description": "describe the current room"},\n'
     '{"action": "look at OBJ", "description": "describe an object in detail"},\n'
@@ -326,9 +363,9 @@ SCIWORLD_GOLDEN = (
     '{"action": "pick up OBJ", "description": "move an object to the inventory"},\n'
     '{"action": "put down OBJ", "description": "drop an inventory item"},\n'
     '{"action": "pour OBJ into OBJ", "description": "pour a liquid into a container"}'
-    ',\n'
+    ",\n"
     '{"action": "dunk OBJ into OBJ", "description": "dunk a container into a liquid"}'
-    ',\n'
+    ",\n"
     '{"action": "mix OBJ", "description": "chemically mix a container"},\n'
     '{"action": "go to LOC", "description": "move to a new location"},\n'
     '{"action": "eat OBJ", "description": "eat a food"},\n'
@@ -338,39 +375,39 @@ SCIWORLD_GOLDEN = (
     '{"action": "wait1", "description": "take no action for 1 iteration"},\n'
     '{"action": "task", "description": "describe current task"},\n'
     '{"action": "inventory", "description": "list your inventory"}\n'
-    ']\n'
-    '\n'
-    'Current available actions:\n'
+    "]\n"
+    "\n"
+    "Current available actions:\n"
     "Valid_actions: ['activate OBJ', 'focus on OBJ', 'look around', 'wait'], OBJ need"
     "s to be replaced with one of the following objects: ['sink', 'metal pot', 'water"
     "']\n"
-    ' example: <action>focus on door</action>\n'
-    '\n'
+    " example: <action>focus on door</action>\n"
+    "\n"
     "Now it's your turn to take an action. You should first reason step-by-step about"
-    ' the current situation. This reasoning process MUST be enclosed within <think> <'
-    '/think> tags.\n'
+    " the current situation. This reasoning process MUST be enclosed within <think> <"
+    "/think> tags.\n"
     "Once you've finished your reasoning, you should choose an appropriate action for"
-    ' the current step and present it within <action> </action> tags.\n'
+    " the current step and present it within <action> </action> tags.\n"
 )
 SCIWORLD_NO_HIS_GOLDEN = (
-    '\n'
-    'You are an expert agent operating in the ScienceWorld environment, which is a te'
-    'xt-based virtual environment centered around accomplishing tasks from the elemen'
-    'tary science curriculum.\n'
-    'Your current task is: Your task is to boil water. First, focus on the substance.'
-    '\n'
-    '\n'
-    'Your current observation is: This room is called the hallway.\n'
-    'Here are the actions you may take:\n'
-    '[\n'
+    "\n"
+    "You are an expert agent operating in the ScienceWorld environment, which is a te"
+    "xt-based virtual environment centered around accomplishing tasks from the elemen"
+    "tary science curriculum.\n"
+    "Your current task is: Your task is to boil water. First, focus on the substance."
+    "\n"
+    "\n"
+    "Your current observation is: This room is called the hallway.\n"
+    "Here are the actions you may take:\n"
+    "[\n"
     '{"action": "open OBJ", "description": "open a container"},\n'
     '{"action": "close OBJ", "description": "close a container"},\n'
     '{"action": "activate OBJ", "description": "activate a device"},\n'
     '{"action": "deactivate OBJ", "description": "deactivate a device"},\n'
     '{"action": "connect OBJ to OBJ", "description": "connect electrical components"}'
-    ',\n'
+    ",\n"
     '{"action": "disconnect OBJ", "description": "disconnect electrical components"},'
-    '\n'
+    "\n"
     '{"action": "use OBJ [on OBJ]", "description": "use a device/item"},\n'
     '{"action": "look around", "description": "describe the current room"},\n'
     '{"action": "look at OBJ", "description": "describe an object in detail"},\n'
@@ -380,9 +417,9 @@ SCIWORLD_NO_HIS_GOLDEN = (
     '{"action": "pick up OBJ", "description": "move an object to the inventory"},\n'
     '{"action": "put down OBJ", "description": "drop an inventory item"},\n'
     '{"action": "pour OBJ into OBJ", "description": "pour a liquid into a container"}'
-    ',\n'
+    ",\n"
     '{"action": "dunk OBJ into OBJ", "description": "dunk a container into a liquid"}'
-    ',\n'
+    ",\n"
     '{"action": "mix OBJ", "description": "chemically mix a container"},\n'
     '{"action": "go to LOC", "description": "move to a new location"},\n'
     '{"action": "eat OBJ", "description": "eat a food"},\n'
@@ -392,56 +429,56 @@ SCIWORLD_NO_HIS_GOLDEN = (
     '{"action": "wait1", "description": "take no action for 1 iteration"},\n'
     '{"action": "task", "description": "describe current task"},\n'
     '{"action": "inventory", "description": "list your inventory"}\n'
-    ']\n'
-    '\n'
-    'Current available actions:\n'
+    "]\n"
+    "\n"
+    "Current available actions:\n"
     "Valid_actions: ['activate OBJ', 'focus on OBJ', 'look around', 'wait'], OBJ need"
     "s to be replaced with one of the following objects: ['sink', 'metal pot', 'water"
     "']\n"
-    ' example: <action>focus on door</action>\n'
-    '\n'
+    " example: <action>focus on door</action>\n"
+    "\n"
     "Now it's your turn to take an action.\n"
-    'You should first reason step-by-step about the current situation. This reasoning'
-    ' process MUST be enclosed within <think> </think> tags. \n'
+    "You should first reason step-by-step about the current situation. This reasoning"
+    " process MUST be enclosed within <think> </think> tags. \n"
     "Once you've finished your reasoning, you should choose an appropriate action for"
-    ' the current step and present it within <action> </action> tags.\n'
+    " the current step and present it within <action> </action> tags.\n"
 )
 ALFWORLD_NO_HIS_GOLDEN = (
-    '\n'
-    'You are an expert agent operating in the ALFRED Embodied Environment.\n'
-    'Your current observation is: -= Welcome to TextWorld, ALFRED! =-\n'
-    '\n'
-    'You are in the middle of a room.\n'
-    '\n'
-    'Your task is to: put a clean mug in coffeemachine.\n'
+    "\n"
+    "You are an expert agent operating in the ALFRED Embodied Environment.\n"
+    "Your current observation is: -= Welcome to TextWorld, ALFRED! =-\n"
+    "\n"
+    "You are in the middle of a room.\n"
+    "\n"
+    "Your task is to: put a clean mug in coffeemachine.\n"
     "Your admissible actions of the current situation are: ['clean mug 1 with sinkbas"
     "in 1'\n"
     " 'examine sinkbasin 1'\n"
     " 'go to countertop 1'\n"
     " 'inventory'\n"
     " 'look'].\n"
-    '\n'
+    "\n"
     "Now it's your turn to take an action.\n"
-    'You should first reason step-by-step about the current situation. This reasoning'
-    ' process MUST be enclosed within <think> </think> tags. \n'
+    "You should first reason step-by-step about the current situation. This reasoning"
+    " process MUST be enclosed within <think> </think> tags. \n"
     "Once you've finished your reasoning, you should choose an admissible action for "
-    'current step and present it within <action> </action> tags.\n'
+    "current step and present it within <action> </action> tags.\n"
 )
 WEBSHOP_NO_HIS_GOLDEN = (
-    '\n'
-    'You are an expert autonomous agent operating in the WebShop e\u2011commerce environme'
-    'nt. \n'
-    'Your task is to: i need a slim power bank, and price lower than 40.00 dollars.\n'
+    "\n"
+    "You are an expert autonomous agent operating in the WebShop e\u2011commerce environme"
+    "nt. \n"
+    "Your task is to: i need a slim power bank, and price lower than 40.00 dollars.\n"
     "Your current observation is: 'Search'.\n"
-    'Your admissible actions of the current situation are: \n'
-    '[\n'
+    "Your admissible actions of the current situation are: \n"
+    "[\n"
     "'search[<your query>]',\n"
-    '].\n'
-    '\n'
+    "].\n"
+    "\n"
     "Now it's your turn to take one action for the current step.\n"
-    'You should first reason step-by-step about the current situation, then think car'
-    'efully which admissible action best advances the shopping goal. This reasoning p'
-    'rocess MUST be enclosed within <think> </think> tags. \n'
+    "You should first reason step-by-step about the current situation, then think car"
+    "efully which admissible action best advances the shopping goal. This reasoning p"
+    "rocess MUST be enclosed within <think> </think> tags. \n"
     "Once you've finished your reasoning, you should choose an admissible action for "
-    'current step and present it within <action> </action> tags.\n'
+    "current step and present it within <action> </action> tags.\n"
 )

@@ -46,30 +46,134 @@ class Scene:
         return f"{self.task_type}-{self.object_target}-None-{parent}-1/trial_T0"
 
 
-KITCHEN = ("Cabinet", "Cabinet", "CounterTop", "Drawer", "Fridge", "Microwave", "SinkBasin",
-           "DiningTable", "StoveBurner", "GarbageCan", "Shelf")
+KITCHEN = (
+    "Cabinet",
+    "Cabinet",
+    "CounterTop",
+    "Drawer",
+    "Fridge",
+    "Microwave",
+    "SinkBasin",
+    "DiningTable",
+    "StoveBurner",
+    "GarbageCan",
+    "Shelf",
+)
 BEDROOM = ("Bed", "Desk", "Drawer", "Drawer", "Dresser", "GarbageCan", "Shelf", "SideTable", "SideTable")
 
 SCENES = (
-    Scene("pick_and_place_simple", "Mug", "Shelf", KITCHEN,
-          (("Mug", 0), ("Plate", 1), ("Apple", 2), ("Knife", 2), ("Spoon", 3), ("Egg", 4),
-           ("Bread", 7), ("Pan", 8), ("PaperTowel", 9), ("Vase", 10))),
-    Scene("look_at_obj_in_light", "Book", "", BEDROOM,
-          (("Book", 0), ("Pillow", 0), ("Laptop", 1), ("Pen", 2), ("CreditCard", 3), ("AlarmClock", 4),
-           ("Newspaper", 5), ("CD", 6), ("KeyChain", 7), ("DeskLamp", 8), ("CellPhone", 8)),
-          toggle_target="DeskLamp"),
-    Scene("pick_clean_then_place_in_recep", "Spoon", "DiningTable", KITCHEN,
-          (("Spoon", 3), ("Fork", 3), ("Cup", 0), ("Bowl", 1), ("Tomato", 2), ("Lettuce", 4),
-           ("Potato", 5), ("DishSponge", 6), ("SaltShaker", 7), ("Pot", 8), ("Vase", 10))),
-    Scene("pick_heat_then_place_in_recep", "Egg", "CounterTop", KITCHEN,
-          (("Egg", 4), ("Tomato", 4), ("Mug", 5), ("Plate", 0), ("Knife", 3), ("Bread", 7),
-           ("Apple", 7), ("Kettle", 8), ("SoapBottle", 6), ("Glassbottle", 10))),
-    Scene("pick_cool_then_place_in_recep", "Tomato", "DiningTable", KITCHEN,
-          (("Tomato", 2), ("Potato", 2), ("Lettuce", 4), ("Cup", 1), ("ButterKnife", 3),
-           ("Bread", 7), ("Pan", 8), ("Apple", 9), ("Mug", 10), ("SprayBottle", 0))),
-    Scene("pick_two_obj_and_place", "CD", "Shelf", BEDROOM,
-          (("CD", 2), ("CD", 1), ("Pen", 2), ("Pencil", 3), ("Laptop", 0), ("Book", 4),
-           ("AlarmClock", 4), ("Newspaper", 5), ("Watch", 7), ("CellPhone", 8), ("DeskLamp", 8))),
+    Scene(
+        "pick_and_place_simple",
+        "Mug",
+        "Shelf",
+        KITCHEN,
+        (
+            ("Mug", 0),
+            ("Plate", 1),
+            ("Apple", 2),
+            ("Knife", 2),
+            ("Spoon", 3),
+            ("Egg", 4),
+            ("Bread", 7),
+            ("Pan", 8),
+            ("PaperTowel", 9),
+            ("Vase", 10),
+        ),
+    ),
+    Scene(
+        "look_at_obj_in_light",
+        "Book",
+        "",
+        BEDROOM,
+        (
+            ("Book", 0),
+            ("Pillow", 0),
+            ("Laptop", 1),
+            ("Pen", 2),
+            ("CreditCard", 3),
+            ("AlarmClock", 4),
+            ("Newspaper", 5),
+            ("CD", 6),
+            ("KeyChain", 7),
+            ("DeskLamp", 8),
+            ("CellPhone", 8),
+        ),
+        toggle_target="DeskLamp",
+    ),
+    Scene(
+        "pick_clean_then_place_in_recep",
+        "Spoon",
+        "DiningTable",
+        KITCHEN,
+        (
+            ("Spoon", 3),
+            ("Fork", 3),
+            ("Cup", 0),
+            ("Bowl", 1),
+            ("Tomato", 2),
+            ("Lettuce", 4),
+            ("Potato", 5),
+            ("DishSponge", 6),
+            ("SaltShaker", 7),
+            ("Pot", 8),
+            ("Vase", 10),
+        ),
+    ),
+    Scene(
+        "pick_heat_then_place_in_recep",
+        "Egg",
+        "CounterTop",
+        KITCHEN,
+        (
+            ("Egg", 4),
+            ("Tomato", 4),
+            ("Mug", 5),
+            ("Plate", 0),
+            ("Knife", 3),
+            ("Bread", 7),
+            ("Apple", 7),
+            ("Kettle", 8),
+            ("SoapBottle", 6),
+            ("Glassbottle", 10),
+        ),
+    ),
+    Scene(
+        "pick_cool_then_place_in_recep",
+        "Tomato",
+        "DiningTable",
+        KITCHEN,
+        (
+            ("Tomato", 2),
+            ("Potato", 2),
+            ("Lettuce", 4),
+            ("Cup", 1),
+            ("ButterKnife", 3),
+            ("Bread", 7),
+            ("Pan", 8),
+            ("Apple", 9),
+            ("Mug", 10),
+            ("SprayBottle", 0),
+        ),
+    ),
+    Scene(
+        "pick_two_obj_and_place",
+        "CD",
+        "Shelf",
+        BEDROOM,
+        (
+            ("CD", 2),
+            ("CD", 1),
+            ("Pen", 2),
+            ("Pencil", 3),
+            ("Laptop", 0),
+            ("Book", 4),
+            ("AlarmClock", 4),
+            ("Newspaper", 5),
+            ("Watch", 7),
+            ("CellPhone", 8),
+            ("DeskLamp", 8),
+        ),
+    ),
 )
 
 
@@ -116,14 +220,22 @@ def problem_pddl(scene: Scene) -> str:
         if rtype in OPENABLE:
             init.append(f"(openable {rid})")
     for oid, otype, rid in objs:
-        init += [f"(objectType {oid} {otype}Type)", f"(inReceptacle {oid} {rid})",
-                 f"(objectAtLocation {oid} {loc[rid]})", f"(wasInReceptacle {oid} {rid})"]
+        init += [
+            f"(objectType {oid} {otype}Type)",
+            f"(inReceptacle {oid} {rid})",
+            f"(objectAtLocation {oid} {loc[rid]})",
+            f"(wasInReceptacle {oid} {rid})",
+        ]
         if otype in va["Toggleable"]:
             init.append(f"(toggleable {oid})")
         else:
             init.append(f"(pickupable {oid})")
-        for prop, key in (("cleanable", "Cleanable"), ("heatable", "Heatable"), ("coolable", "Coolable"),
-                          ("sliceable", "Sliceable")):
+        for prop, key in (
+            ("cleanable", "Cleanable"),
+            ("heatable", "Heatable"),
+            ("coolable", "Coolable"),
+            ("sliceable", "Sliceable"),
+        ):
             if otype in va[key]:
                 init.append(f"({prop} {oid})")
         if otype in c.MOVABLE_RECEPTACLES:
@@ -135,12 +247,15 @@ def problem_pddl(scene: Scene) -> str:
     init = list(dict.fromkeys(init))  # drop duplicate canContain facts, keep order
 
     goal = glib.gdict[scene.task_type]["pddl"].format(
-        obj=scene.object_target, recep=scene.parent_target, toggle=scene.toggle_target, mrecep="")
+        obj=scene.object_target, recep=scene.parent_target, toggle=scene.toggle_target, mrecep=""
+    )
     goal = goal.replace("#", "-")
     body = "\n        ".join
-    return (f"(define (problem plan_{scene.task_type})\n    (:domain alfred)\n"
-            f"    (:objects\n        {body(decl)}\n    )\n"
-            f"    (:init\n        {body(init)}\n    )\n{goal}")
+    return (
+        f"(define (problem plan_{scene.task_type})\n    (:domain alfred)\n"
+        f"    (:objects\n        {body(decl)}\n    )\n"
+        f"    (:init\n        {body(init)}\n    )\n{goal}"
+    )
 
 
 def traj_data(scene: Scene) -> dict:

@@ -53,6 +53,6 @@ def epo_actor_loss(
     weighted = regularizer * share.to(regularizer.dtype)
     metrics["actor/epo_regularizer"] = Metric(value=weighted.detach(), aggregation=AggregationType.SUM)
     for name, value in terms.items():
-        key = name.replace("epo/", "method/epo/")
+        key = name.replace("epo/", "actor/epo/")  # verl prefixes worker metrics with actor/ anyway
         metrics[key] = Metric(value=torch.as_tensor(value).detach().float(), aggregation=AggregationType.MEAN)
     return loss + weighted, metrics

@@ -149,9 +149,9 @@ def test_epo_trains_and_its_history_survives_a_resume(tmp_path, ray_address):
     )
     assert [s["step"] for s in first["steps"]] == [1]
     step1 = first["steps"][0]["data"]
-    assert step1["method/epo/history_steps"] == 0.0 and step1["method/epo/smoothing_active"] == 0.0
+    assert step1["method/epo/history_steps"] == 0.0 and step1["actor/epo/smoothing_active"] == 0.0
     # no history yet: R = -lambda * L_H, L_H the mean entropy
-    assert step1["actor/epo_regularizer"] == pytest.approx(-0.001 * step1["method/epo/entropy"], rel=1e-3)
+    assert step1["actor/epo_regularizer"] == pytest.approx(-0.001 * step1["actor/epo/entropy"], rel=1e-3)
     saved = json.loads((checkpoints / "global_step_1" / "method_state.json").read_text())
     assert saved["method"] == "epo" and len(saved["epo_history"]["step_means"]) == 1
 
@@ -164,6 +164,6 @@ def test_epo_trains_and_its_history_survives_a_resume(tmp_path, ray_address):
     assert step2["method/epo/reference_mean"] == pytest.approx(
         saved["epo_history"]["step_means"][0], rel=1e-6
     )
-    assert step2["method/epo/smoothing_active"] == 1.0
-    assert step2["method/epo/beta"] == pytest.approx(1.0 + math.exp(-3.0), rel=1e-6)  # k=1, K=2
+    assert step2["actor/epo/smoothing_active"] == 1.0
+    assert step2["actor/epo/beta"] == pytest.approx(1.0 + math.exp(-3.0), rel=1e-6)  # k=1, K=2
     assert_finite(second)

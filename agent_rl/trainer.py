@@ -122,14 +122,19 @@ def overall_validation_metrics(
     metrics: dict[str, float], tasks_per_source: dict[str, int]
 ) -> dict[str, float]:
     """verl reports validation per ``data_source`` (``<env>/<task type>`` for our rows); add the
-    environment-wide value of each ``val-core`` metric, weighted by the number of tasks of each type."""
+    environment-wide value of each ``val-core``/``val-aux`` metric (``won`` is an aux one), weighted by the
+    number of tasks of each type."""
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for key, value in metrics.items():
         parts = key.split("/")
-        if len(parts) < 4 or parts[0] != "val-core" or "/".join(parts[1:3]) not in tasks_per_source:
+        if (
+            len(parts) < 4
+            or parts[0] not in ("val-core", "val-aux")
+            or "/".join(parts[1:3]) not in tasks_per_source
+        ):
             continue
         weight = tasks_per_source["/".join(parts[1:3])]
-        total = totals["/".join(["val-core", parts[1], "all", *parts[3:]])]
+        total = totals["/".join([parts[0], parts[1], "all", *parts[3:]])]
         total[0] += weight * float(value)
         total[1] += weight
     return {key: s / w for key, (s, w) in totals.items() if w > 0}

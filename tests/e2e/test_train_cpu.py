@@ -79,6 +79,10 @@ def test_default_run_trains_per_step_samples_in_alfworld(default_run):
     assert_per_step_samples(default_run)
     task_types = {k for k in default_run["steps"][0]["data"] if k.startswith("env/success_rate/")}
     assert task_types, "no per-task-type success rate"
+    # validation on the held-out split after the last step: per task type and for the whole environment
+    last = default_run["steps"][-1]["data"]
+    assert "val-aux/alfworld/pick_and_place_simple/won/mean@1" in last
+    assert 0.0 <= last["val-aux/alfworld/all/won/mean@1"] <= 1.0
 
 
 def test_rollout_and_actor_log_probs_agree(default_run):

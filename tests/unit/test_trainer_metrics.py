@@ -40,8 +40,13 @@ def test_overall_validation_is_weighted_by_tasks_per_type():
     metrics = {
         "val-core/alfworld/pick/won/mean@1": 1.0,
         "val-core/alfworld/heat/won/mean@1": 0.0,
-        "val-aux/alfworld/pick/score/mean@1": 1.0,  # not a core metric
+        "val-aux/alfworld/pick/score/mean@1": 1.0,
+        "val-aux/alfworld/heat/score/mean@1": 0.5,
         "val-core/other/x/won/mean@1": 1.0,  # not one of our sources
+        "val-aux/num_turns/mean": 2.0,  # not per source
     }
     out = overall_validation_metrics(metrics, {"alfworld/pick": 1, "alfworld/heat": 3})
-    assert out == {"val-core/alfworld/all/won/mean@1": pytest.approx(0.25)}
+    assert out == {
+        "val-core/alfworld/all/won/mean@1": pytest.approx(0.25),
+        "val-aux/alfworld/all/score/mean@1": pytest.approx((1.0 + 3 * 0.5) / 4),
+    }

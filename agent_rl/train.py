@@ -70,16 +70,29 @@ def check_rollout_backend(cfg: DictConfig) -> None:
         ) from None
 
 
-# Methods whose math exists (agent_rl/methods) but whose training wiring does not yet.
-NOT_YET_WIRED = {"spear": "agent_rl/methods/spear.py"}
+# Methods that rewrite the advantages; verl_plugin also registers them as advantage-estimator names.
+ADVANTAGE_METHODS = ("empg", "aem")
+# Methods whose statistics are taken within rollout groups of the same task.
+GROUP_METHODS = ("aem", "spear")
 
 
 def check_method(cfg: DictConfig) -> None:
-    name = cfg.method.name
-    if name in NOT_YET_WIRED:
+    """Refuse, before Ray starts, combinations that have no defined meaning."""
+    method, estimator = cfg.method.name, str(cfg.algorithm.adv_estimator)
+    if estimator in ADVANTAGE_METHODS and method != estimator:
         raise ConfigError(
-            f"method={name} is not wired into training yet (its math is in {NOT_YET_WIRED[name]}); "
-            f"choose none, empg, aem or epo."
+            f"algorithm.adv_estimator={estimator} and method={method} would both rewrite the advantages; "
+            f"choose method={estimator} (its base estimator is GRPO) or keep algorithm.adv_estimator=grpo."
+        )
+    if method in GROUP_METHODS and int(cfg.actor_rollout_ref.rollout.n) < 2:
+        raise ConfigError(
+            f"method={method} takes its statistics within rollout groups, which needs "
+            f"actor_rollout_ref.rollout.n >= 2 (got {cfg.actor_rollout_ref.rollout.n})."
+        )
+    if method == "epo" and float(cfg.actor_rollout_ref.actor.entropy_coeff) != 0.0:
+        raise ConfigError(
+            "method=epo replaces verl's entropy bonus with its own multi-turn term (weight "
+            "method.entropy_coeff), so actor_rollout_ref.actor.entropy_coeff must be 0."
         )
 
 

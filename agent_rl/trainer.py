@@ -18,6 +18,7 @@ Single-turn rows (no ``trajectory_id``) go through verl unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -31,12 +32,16 @@ import torch
 import transfer_queue as tq
 from tensordict import TensorDict
 from verl.trainer.ppo.v1 import PPOTrainerSync
+from verl.utils.metric import reduce_metrics
+from verl.utils.py_functional import rename_dict
 from verl.workers.utils.padding import response_to_nested
 
-from agent_rl.advantage import trajectory_grpo
-from agent_rl.methods import aem, empg
+from agent_rl.advantage import trajectory_grpo, trajectory_returns
+from agent_rl.methods import aem, empg, spear
 from agent_rl.methods.epo import EntropyHistory
 from agent_rl.methods.turns import batch_token_mean, per_turn_token_mean
+from agent_rl.replay import SpearReplay
+from agent_rl.sampling import BoundedDapoBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +148,12 @@ def overall_validation_metrics(
 class AgentTrainer(PPOTrainerSync):
     """`PPOTrainerSync` whose advantage step knows trajectories, turns and invalid actions."""
 
+    def _build_replay_buffer(self):
+        """verl's buffer; with DAPO's dynamic sampling, bounded by ``filter_groups.max_num_gen_batches``."""
+        filter_groups = self.config.algorithm.get("filter_groups") or {}
+        bound = int(filter_groups.get("max_num_gen_batches", 0) or 0)
+        return BoundedDapoBuffer.bound(super()._build_replay_buffer(), bound)
+
     def _validate(self) -> dict[str, float]:
         metrics = super()._validate()
         sources = list(getattr(self.val_dataset, "dataframe", {})["data_source"]) if self.val_dataset else []
@@ -156,7 +167,9 @@ class AgentTrainer(PPOTrainerSync):
 
     def _compute_advantage(self, batch, metrics: dict):
         method = self.method_name
+        filters = bool(self.config.method.get("dr_bot_filters", False))
         fields = ["uid", "extra_fields", "response_mask"] + (["entropy"] if method != "none" else [])
+        fields += ["responses"] if filters else []
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         extra = [dict(e) if e is not None else {} for e in _as_list(data["extra_fields"])]
         if not any("trajectory_id" in e for e in extra):
@@ -170,8 +183,18 @@ class AgentTrainer(PPOTrainerSync):
             ]
         )
         rows = StepRows.from_fields(extra, _as_list(data["uid"]), real)
+        if method == "spear":  # the tool-call bonus is part of the outcome (SPEAR's episode reward)
+            rows = self._spear_bonus(rows, extra, real, metrics)
         response_mask = data["response_mask"]
         mask = response_mask.to_padded_tensor(0) * real.unsqueeze(1)
+        no_signal = False
+        if filters:  # Dr.BoT: filtered responses leave the loss (their mask is zeroed in TransferQueue)
+            keep = self._dr_bot_keep(rows, extra, data, mask, metrics)
+            no_signal = not bool((keep & mask.any(1)).any())
+            metrics["dr_bot/all_filtered"] = float(no_signal)
+            if not no_signal:
+                mask = mask * keep.unsqueeze(1)
+                self._put(batch, response_mask=(mask, response_mask))
 
         # 1. each row's score: outcome minus its own invalid-action penalty, at its last response token
         lengths = response_mask.offsets().diff()
@@ -181,7 +204,7 @@ class AgentTrainer(PPOTrainerSync):
 
         # 2. verl's advantage step (KL in reward, rollout correction, GAE, ...), then the base advantage
         batch = super()._compute_advantage(batch, metrics)
-        if self.config.algorithm.adv_estimator == "grpo":
+        if self.config.algorithm.adv_estimator in ("grpo", "empg", "aem"):  # verl_plugin: GRPO-based names
             adv = trajectory_grpo(
                 rows.outcome,
                 rows.penalty,
@@ -196,6 +219,11 @@ class AgentTrainer(PPOTrainerSync):
             )
             advantages = got["advantages"].to_padded_tensor(0.0) * mask
 
+        if (
+            no_signal
+        ):  # every response filtered: no policy gradient from this batch (verl needs a valid token)
+            advantages = torch.zeros_like(advantages)
+
         # 3. the entropy method's transform of the advantages
         if method != "none":
             entropy = data["entropy"].to_padded_tensor(0.0).float()
@@ -208,6 +236,10 @@ class AgentTrainer(PPOTrainerSync):
                 metrics[f"method/{method}/adv_change_abs_mean"] = float(changed.mean())
             metrics.update(entropy_by_turn(entropy, mask, rows.turn))
         batch = self._put(batch, advantages=(advantages, response_mask), returns=(advantages, response_mask))
+        if method == "spear":
+            row_adv = (advantages * mask).sum(1) / mask.sum(1).clamp(min=1)
+            returns, traj_index, _ = trajectory_returns(rows.outcome, rows.penalty, rows.traj)
+            self._spear_pending = (returns[traj_index], row_adv, rows.group, rows.traj, real & mask.any(1))
 
         metrics.update(episode_metrics([e for e, r in zip(extra, real.tolist(), strict=True) if r]))
         return batch
@@ -221,6 +253,16 @@ class AgentTrainer(PPOTrainerSync):
 
     def on_init_end(self):
         super().on_init_end()
+        if self.method_name == "spear":
+            from verl.utils.config import omega_conf_to_dataclass
+
+            from agent_rl.losses import spear_actor_loss
+
+            actor_cfg = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
+            replay = dict(self.config.method.replay_clip_cov)
+            self.actor_rollout_wg.set_loss_fn(
+                partial(spear_actor_loss, config=actor_cfg, replay_clip_cov=replay)
+            )
         if self.method_name == "epo":
             from verl.utils.config import omega_conf_to_dataclass
 
@@ -263,6 +305,8 @@ class AgentTrainer(PPOTrainerSync):
         return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=fields)
 
     def _update_actor(self, batch, metrics: dict):
+        if self.method_name == "spear" and hasattr(self, "_spear_pending"):
+            return self._spear_update(batch, metrics)
         if self.method_name != "epo" or not hasattr(self, "_epo_pending"):
             return super()._update_actor(batch, metrics)
         batch.extra_info.update(
@@ -287,8 +331,11 @@ class AgentTrainer(PPOTrainerSync):
             "global_steps": self.global_steps,
             "epo_history": self.epo_history.state_dict(),
         }
-        with open(self._method_state_path(self.global_steps), "w") as f:
+        path = self._method_state_path(self.global_steps)
+        with open(path, "w") as f:
             json.dump(state, f)
+        if self.method_name == "spear":  # tensors and TransferQueue rows: a torch file beside the json
+            torch.save(self.spear_replay.state_dict(), path.replace(".json", ".pt"))
 
     def _load_checkpoint(self):
         result = super()._load_checkpoint()
@@ -307,6 +354,9 @@ class AgentTrainer(PPOTrainerSync):
                 with open(path) as f:
                     state = json.load(f)
                 self.epo_history.load_state_dict(state["epo_history"])
+                if os.path.exists(path.replace(".json", ".pt")):
+                    spear_state = torch.load(path.replace(".json", ".pt"), weights_only=False)
+                    self.spear_replay.load_state_dict(spear_state)
                 logger.warning("agent_rl: restored method state from %s", path)
         return result
 
@@ -327,9 +377,109 @@ class AgentTrainer(PPOTrainerSync):
             )
         return advantages
 
+    # ---- SPEAR: tool-call bonus, self-imitation replay; Dr.BoT filters ---------------------------------
+    @property
+    def spear_replay(self) -> SpearReplay:
+        if not hasattr(self, "_spear_replay"):
+            cfg = self.config.method
+            buffer = spear.SpearReplayBuffer(
+                capacity=int(cfg.replay_capacity),
+                baseline_capacity=int(cfg.baseline_capacity),
+                tolerate_steps=int(cfg.tolerate_steps),
+                norm_adv_by_std=bool(self.config.algorithm.get("norm_adv_by_std_in_grpo", False)),
+            )
+            self._spear_replay = SpearReplay(buffer, seed=int(self.config.get("seed", 0)))
+        return self._spear_replay
+
+    def _spear_bonus(self, rows: StepRows, extra, real, metrics) -> StepRows:
+        """``R + mu_t min(1, 0.1 n_calls)``: every environment action is a tool call (episode length)."""
+        cfg = self.config.method
+        calls = torch.tensor([float(e.get("episode_length", 0)) for e in extra])
+        bonus = spear.toolcall_bonus(
+            calls, self.global_steps, max_steps=int(cfg.bonus_steps), mode=cfg.bonus_mode
+        )
+        bonus = bonus * real.float()
+        metrics["method/spear/bonus_schedule"] = spear.toolcall_schedule(
+            self.global_steps, max_steps=int(cfg.bonus_steps), mode=cfg.bonus_mode
+        )
+        if bool(real.any()):
+            metrics["method/spear/bonus_mean"] = float(bonus[real].mean())
+        return dataclasses.replace(rows, outcome=rows.outcome + bonus)
+
+    def _dr_bot_keep(self, rows: StepRows, extra, data, mask, metrics) -> torch.Tensor:
+        """Rows kept by Dr.BoT's filters: not overlong, complete (valid think/action format), no 20-gram
+        repeated 10 times, and in the 75% of groups with the highest std of trajectory returns."""
+        cfg = self.config.method
+        valid_rows = mask.any(1)
+        response_length = int(self.config.actor_rollout_ref.rollout.response_length)
+        overlong = spear.overlong_mask(mask, response_length)
+        incomplete = torch.tensor([not e.get("action_valid", True) for e in extra])
+        ids = data["responses"].to_padded_tensor(0)
+        repeated = spear.repeated_ngram_mask(ids, mask[:, : ids.shape[1]], n=20, threshold=10)
+        returns, traj_index, _ = trajectory_returns(rows.outcome, rows.penalty, rows.traj)
+        in_group = torch.ones_like(valid_rows)
+        in_group[valid_rows] = spear.group_std_filter(
+            returns[traj_index][valid_rows],
+            rows.group[valid_rows],
+            rows.traj[valid_rows],
+            keep_ratio=float(cfg.get("group_keep_ratio", 0.75)),
+        )
+        keep = ~(overlong | incomplete | repeated) & in_group
+        if bool(valid_rows.any()):
+            for name, flag in (("overlong", overlong), ("incomplete", incomplete), ("repetitive", repeated)):
+                metrics[f"dr_bot/{name}_share"] = float(flag[valid_rows].float().mean())
+            metrics["dr_bot/group_filtered_share"] = float((~in_group)[valid_rows].float().mean())
+            metrics["dr_bot/kept_share"] = float(keep[valid_rows].float().mean())
+        return keep
+
+    def _spear_update(self, batch, metrics: dict):
+        """Released order: sample the full buffer, on-policy update, replay update, then store this batch."""
+        cfg = self.config.method
+        step = self.global_steps
+        sampled = self.spear_replay.sample()
+        batch = super()._update_actor(batch, metrics)
+        weight = spear.replay_loss_weight(
+            step, coef=float(cfg.replay_loss_coef), warmup_steps=int(cfg.replay_warmup_steps)
+        )
+        metrics["method/spear/replay_weight"] = weight
+        replayed = 0
+        if sampled is not None and weight > 0:
+            rows, tags, adv = sampled
+            replay = self.spear_replay.put_for_update(batch, step, rows, tags, adv)
+            put_keys = list(replay.keys)
+            actor = self.config.actor_rollout_ref.actor
+            unit = max(int(getattr(self.actor_rollout_wg, "world_size", 1)), 1)
+            if not actor.get("use_dynamic_bsz", False):  # fixed micro-batches must divide the rows
+                unit *= int(actor.ppo_micro_batch_size_per_gpu)
+            replayed = len(put_keys) // unit * unit
+            if replayed:
+                replay.keys, replay.tags = put_keys[:replayed], replay.tags[:replayed]
+                replay.extra_info.update(
+                    spear_replay=True,
+                    spear_weight=weight,
+                    global_batch_size=replayed,
+                    mini_batch_size=replayed,
+                )
+                output = self.actor_rollout_wg.update_actor(replay)
+                replay_metrics = reduce_metrics(rename_dict(output["metrics"], "actor/"))
+                metrics.update({f"method/spear/replay/{k}": v for k, v in replay_metrics.items()})
+            tq.kv_clear(keys=put_keys, partition_id=batch.partition_id)
+        metrics["method/spear/replay_rows"] = float(replayed)
+        metrics["method/spear/replay_share"] = replayed / (replayed + len(batch.keys))
+        returns, row_adv, group, traj, real = self._spear_pending
+        del self._spear_pending
+        stored = self.spear_replay.store(batch, step, returns, row_adv, group, traj, real)
+        metrics["method/spear/stored_rows"] = float(stored)
+        metrics["method/spear/buffer_rows"] = float(self.spear_replay.num_rows())
+        metrics["method/spear/buffer_size"] = float(self.spear_replay.buffer.size())
+        return batch
+
     def _put(self, batch, **fields):
         """Write padded ``(rows, T)`` tensors back to TransferQueue as nested tensors shaped like the mask."""
-        nested = {name: response_to_nested(t.float(), mask) for name, (t, mask) in fields.items()}
+        nested = {
+            name: response_to_nested(t.to(mask.dtype if name == "response_mask" else torch.float32), mask)
+            for name, (t, mask) in fields.items()
+        }
         return tq.kv_batch_put(
             keys=batch.keys,
             partition_id=batch.partition_id,

@@ -37,6 +37,32 @@ except Exception as exc:  # noqa: BLE001 - re-raised as a BaseException, see mod
     raise PluginLoadError(f"agent_rl verl plugin failed to load: {exc!r}") from exc
 
 
+def register_estimators() -> None:
+    """Register ``empg`` and ``aem`` as verl advantage-estimator names.
+
+    verl's estimator call passes rewards, masks and group ids, never the entropy nor the turn ids that
+    EMPG and AEM need (verl 0.9.1 ``compute_advantage``), so a registered function can only compute the
+    base: GRPO's outcome advantage. `agent_rl.trainer.AgentTrainer` then replaces it with trajectory-level
+    GRPO and applies the method's transform. The names exist so that ``algorithm.adv_estimator=empg`` with
+    ``method=empg`` is accepted and a conflicting pair (``adv_estimator=empg method=aem``) is refused by
+    `agent_rl.train.check_method` rather than failing inside verl.
+    """
+    from verl.trainer.ppo import core_algos
+
+    def grpo_base(token_level_rewards, response_mask, config=None, index=None, **kwargs):
+        norm = True if config is None else bool(config.get("norm_adv_by_std_in_grpo", True))
+        return core_algos.compute_grpo_outcome_advantage(
+            token_level_rewards=token_level_rewards,
+            response_mask=response_mask,
+            index=index,
+            norm_adv_by_std_in_grpo=norm,
+        )
+
+    for name in ("empg", "aem"):
+        if name not in core_algos.ADV_ESTIMATOR_REGISTRY:
+            core_algos.register_adv_est(name)(grpo_base)
+
+
 def install_trainer() -> None:
     """Make verl's "sync" trainer mode build `agent_rl.trainer.AgentTrainer` in this process.
 
@@ -51,3 +77,4 @@ def install_trainer() -> None:
     from agent_rl.trainer import AgentTrainer
 
     trainer_base.TRAINER_REGISTRY["sync"] = AgentTrainer
+    register_estimators()

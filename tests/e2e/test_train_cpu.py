@@ -136,6 +136,81 @@ def test_entropy_method_changes_the_advantages(method, expected, tmp_path, ray_a
             assert data["method/aem/alpha/min"] > 0  # alpha > 0 keeps every advantage's sign
 
 
+# DAPO with every method, the environments spread over the runs. With the tiny model no task is ever won,
+# so every group has one outcome: dynamic sampling evicts the batch, refills it once (model=tiny bounds it
+# at max_num_gen_batches=1) and then trains on what came back.
+@pytest.mark.parametrize(
+    ("method", "env", "expected"),
+    [
+        ("none", "scienceworld", ()),
+        ("empg", "alfworld", ("method/empg/g/mean", "method/empg/adv_change_abs_mean")),
+        ("aem", "webshop", ("method/aem/alpha/mean", "method/aem/adv_change_abs_mean")),
+        ("epo", "alfworld", ("actor/epo_regularizer", "actor/epo/entropy")),
+        ("spear", "webshop", ("method/spear/bonus_mean", "method/spear/stored_rows")),
+    ],
+)
+def test_dapo_trains_with_every_method(method, env, expected, tmp_path, ray_address):
+    run = run_agent_rl(
+        tmp_path, "algo=dapo", f"method={method}", f"env={env}", "logger=console", ray_address=ray_address
+    )
+    assert [s["step"] for s in run["steps"]] == [1, 2]
+    assert_finite(run, required=(*expected, "actor/pg_loss", "env/success_rate"))
+    for step in run["steps"]:
+        data = step["data"]
+        refill = [k for k in data if k.endswith("filter_groups/refill_prompts")]
+        assert refill, sorted(data)
+        # nothing is won, so the first batch is evicted and refilled once (4 prompts), then the bound holds
+        assert data[refill[0]] == 4 and data[refill[0].replace("refill_prompts", "bound_reached")] == 1.0
+        assert data["actor/pg_clipfrac"] >= 0.0
+        if method in ("empg", "aem"):
+            assert data[f"method/{method}/adv_change_abs_mean"] > 0
+        if method == "epo":
+            assert data["actor/epo_regularizer"] != 0.0
+
+
+def test_spear_replays_and_its_buffer_survives_a_resume(tmp_path, ray_address):
+    """SPEAR (GRPO, ALFWorld): step 1 stores its positive-advantage rows; the buffer is saved with the
+    step-1 checkpoint; the resumed run replays them at step 2 (only possible if the buffer came back).
+    Clip-Cov zeroes some tokens, which vanilla PPO never does on the first, unclipped mini-batch."""
+    import torch
+
+    checkpoints = tmp_path / "checkpoints"
+    common = (
+        "method=spear",
+        "logger=console",
+        "method.replay_capacity=4",  # full (> 1.5 x capacity) after one tiny step; 4 rows replayed
+        "method.replay_warmup_steps=1",  # replay weight gamma_t = coef from step 1
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+        f"trainer.default_local_dir={checkpoints}",
+        "trainer.save_freq=1",
+    )
+    first = run_agent_rl(
+        tmp_path / "first", *common, "trainer.total_training_steps=1", ray_address=ray_address
+    )
+    step1 = first["steps"][0]["data"]
+    assert_finite(
+        first, required=("method/spear/bonus_mean", "method/spear/stored_rows", "actor/pg_clipfrac")
+    )
+    assert step1["method/spear/bonus_mean"] > 0  # mu_1 * min(1, 0.1 * episode length)
+    assert step1["method/spear/replay_rows"] == 0.0 and step1["method/spear/stored_rows"] > 0
+    assert step1["actor/pg_clipfrac"] > 0  # Clip-Cov's zeroed tokens
+    saved = torch.load(checkpoints / "global_step_1" / "method_state.pt", weights_only=False)
+    assert saved["buffer"]["chunks"][0]["step"] == 1
+    assert sum(len(c["rewards"]) for c in saved["buffer"]["chunks"]) == step1["method/spear/stored_rows"]
+
+    second = run_agent_rl(
+        tmp_path / "second", *common, "trainer.total_training_steps=2", ray_address=ray_address
+    )
+    assert [s["step"] for s in second["steps"]] == [2]
+    step2 = second["steps"][0]["data"]
+    assert step2["method/spear/replay_rows"] == 4.0
+    assert 0.0 < step2["method/spear/replay_share"] < 1.0
+    assert_finite(
+        second, required=("method/spear/replay/actor/pg_loss", "method/spear/replay/actor/spear_weight")
+    )
+    assert step2["method/spear/replay/actor/spear_weight"] == pytest.approx(1.0)
+
+
 def test_epo_trains_and_its_history_survives_a_resume(tmp_path, ray_address):
     """EPO's loss runs on the live entropy; its entropy history is saved with the step-1 checkpoint and
     restored when training resumes, which then continues at step 2 with that history as reference."""

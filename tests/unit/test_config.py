@@ -119,7 +119,26 @@ def test_missing_vllm_names_the_install_command(hydra_ctx, monkeypatch):
         train.check_rollout_backend(cfg)
 
 
-def test_a_method_not_yet_wired_is_refused_before_ray(hydra_ctx):
-    with pytest.raises(train.ConfigError, match=r"method=spear is not wired into training yet"):
-        train.check_method(compose("config", overrides=["method=spear"]))
-    train.check_method(compose("config", overrides=["method=epo"]))
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["method=aem", "algorithm.adv_estimator=empg"], r"adv_estimator=empg and method=aem would both"),
+        (["algorithm.adv_estimator=aem"], r"adv_estimator=aem and method=none would both rewrite"),
+        (["method=aem", "actor_rollout_ref.rollout.n=1"], r"method=aem takes its statistics within rollout"),
+        (["method=spear", "actor_rollout_ref.rollout.n=1"], r"method=spear takes its statistics"),
+        (["method=epo", "actor_rollout_ref.actor.entropy_coeff=0.01"], r"entropy_coeff must be 0"),
+    ],
+)
+def test_combinations_without_meaning_are_refused_in_one_sentence(hydra_ctx, overrides, message):
+    with pytest.raises(train.ConfigError, match=message) as err:
+        train.check_method(compose("config", overrides=overrides))
+    assert str(err.value).count(". ") == 0 and str(err.value).endswith(".")
+
+
+@pytest.mark.parametrize("method", ["none", "empg", "aem", "epo", "spear"])
+def test_every_method_passes_the_combination_check(hydra_ctx, method):
+    train.check_method(compose("config", overrides=[f"method={method}"]))
+    if method in train.ADVANTAGE_METHODS:  # naming the estimator after the method is the same run
+        train.check_method(
+            compose("config", overrides=[f"method={method}", f"algorithm.adv_estimator={method}"])
+        )

@@ -37,7 +37,6 @@ from agent_rl.table import (  # noqa: E402
     metric_spec,
     read_offline_run,
     read_offline_runs,
-    read_online_runs,
 )
 
 REPO = Path(__file__).resolve().parents[2]

@@ -107,20 +107,74 @@ def _runtime_env_vars(cfg: DictConfig) -> dict[str, str]:
     env: dict[str, str] = {}
     if cfg.cluster.platform:
         env["VERL_PLATFORM"] = str(cfg.cluster.platform)
-    for key in ("WANDB_MODE", "WANDB_DIR", "VERL_FILE_LOGGER_PATH", "RAY_AUTH_MODE", "AGENT_RL_CACHE"):
+    for key in (
+        "WANDB_MODE",
+        "WANDB_DIR",
+        "WANDB_RUN_ID",
+        "WANDB_RESUME",
+        "WANDB_TAGS",
+        "WANDB_RUN_GROUP",
+        "VERL_FILE_LOGGER_PATH",
+        "RAY_AUTH_MODE",
+        "AGENT_RL_CACHE",
+    ):
         if key in os.environ:
             env[key] = os.environ[key]
     return env
 
 
+def _wandb_run_id(cfg: DictConfig) -> str:
+    """The W&B run id, kept in the checkpoint folder: a resumed run continues the same W&B run."""
+    folder = Path(str(cfg.trainer.default_local_dir))
+    id_file = folder / "wandb_run_id"
+    if id_file.exists() and cfg.trainer.resume_mode != "disable":
+        return id_file.read_text().strip()
+    if cfg.trainer.resume_mode == "resume_path" and cfg.trainer.resume_from_path:
+        resumed = Path(str(cfg.trainer.resume_from_path)).parent / "wandb_run_id"
+        if resumed.exists():
+            return resumed.read_text().strip()
+    import wandb.util
+
+    run_id = wandb.util.generate_id()
+    folder.mkdir(parents=True, exist_ok=True)
+    id_file.write_text(run_id + "\n")
+    return run_id
+
+
+def wandb_tags(cfg: DictConfig) -> list[str]:
+    """The run's choices as tags (``env:alfworld``, ``method:epo``, ...) plus an experiment's own tags."""
+    tags = [f"{group}:{cfg[group].name}" for group in ("env", "algo", "method", "model", "cluster")]
+    experiment = cfg.get("experiment") or {}
+    if experiment.get("paper"):
+        tags.append(f"paper:{experiment.paper}")
+    tags += [str(t) for t in experiment.get("tags", []) or []]
+    return list(dict.fromkeys(tags))
+
+
+def wandb_group(cfg: DictConfig) -> str:
+    """Runs that differ only in their seed share a group (a paper row, else the choices)."""
+    experiment = cfg.get("experiment") or {}
+    if experiment.get("paper") and experiment.get("row"):
+        return f"{experiment.paper}/{experiment.row}"
+    return "-".join(str(cfg[g].name) for g in ("env", "algo", "method", "model"))
+
+
 def _setup_wandb(cfg: DictConfig, out_dir: Path) -> None:
-    """W&B writes into the run's folder; offline (said once) unless the user has a key or chose a mode."""
+    """W&B writes into the run's folder; offline (said once) unless the user has a key or chose a mode.
+
+    verl calls ``wandb.init(project, name, config)`` itself (in the TaskRunner), so the rest travels in
+    W&B's environment variables: the run id (continued on resume), tags and group.
+    """
     if "wandb" not in cfg.trainer.logger:
         return
     os.environ["WANDB_DIR"] = _LAUNCH_ENV.get("WANDB_DIR", str(out_dir))
     if not _LAUNCH_ENV.get("WANDB_API_KEY") and "WANDB_MODE" not in _LAUNCH_ENV:
         os.environ["WANDB_MODE"] = "offline"
         print("[agent_rl] W&B: offline (no WANDB_API_KEY); `wandb sync` uploads the run folder later.")
+    os.environ["WANDB_RUN_ID"] = _LAUNCH_ENV.get("WANDB_RUN_ID") or _wandb_run_id(cfg)
+    os.environ["WANDB_RESUME"] = _LAUNCH_ENV.get("WANDB_RESUME", "allow")
+    os.environ["WANDB_TAGS"] = ",".join(wandb_tags(cfg))
+    os.environ["WANDB_RUN_GROUP"] = _LAUNCH_ENV.get("WANDB_RUN_GROUP") or wandb_group(cfg)
 
 
 def prepare(cfg: DictConfig, out_dir: Path) -> None:
@@ -191,6 +245,11 @@ def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     try:
+        if cfg.get("checkpoint") is not None:
+            raise ConfigError(
+                "checkpoint=... is agent-rl-eval's; to resume training from a checkpoint use "
+                "trainer.resume_mode=resume_path trainer.resume_from_path=<.../global_step_N>."
+            )
         check(cfg, dict(hydra_cfg.runtime.choices))
     except ConfigError as err:
         print(f"agent-rl: {err}", file=sys.stderr)

@@ -377,6 +377,71 @@ class AgentTrainer(PPOTrainerSync):
             )
         return advantages
 
+    # ---- W&B: a per-turn entropy plot and a table of sample trajectories, each step -------------------
+    def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
+        super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)
+        try:
+            import wandb
+        except ImportError:
+            return
+        if wandb.run is not None and "wandb" in self.config.trainer.logger:
+            wandb.log(self._wandb_media(batch, wandb), step=global_steps)
+
+    def _wandb_media(self, batch, wandb) -> dict:
+        fields = ["extra_fields", "responses", "response_mask", "entropy"]
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        extra = [dict(e) if e is not None else {} for e in _as_list(data["extra_fields"])]
+        tags = batch.tags or [{} for _ in batch.keys]
+        real = [
+            ("trajectory_id" in e) and not t.get("is_padding", False)
+            for e, t in zip(extra, tags, strict=True)
+        ]
+        media = {}
+        if any(real):
+            mask = data["response_mask"].to_padded_tensor(0) * torch.tensor(real).unsqueeze(1)
+            turn = torch.tensor([int(e.get("turn", 0)) for e in extra])
+            per_turn = entropy_by_turn(data["entropy"].to_padded_tensor(0.0).float(), mask, turn)
+            table = wandb.Table(
+                columns=["turn", "entropy"], data=[[int(k.split("/")[1]), v] for k, v in per_turn.items()]
+            )
+            media["plots/entropy_by_turn"] = wandb.plot.line(
+                table, "turn", "entropy", title=f"Mean token entropy by turn (step {self.global_steps})"
+            )
+        shown = list(dict.fromkeys(e["trajectory_id"] for e, r in zip(extra, real, strict=True) if r))
+        shown = shown[: int(self.config.logger.get("samples_per_step", 2))]
+        rows = []
+        responses = data["responses"]
+        for i, (e, r) in enumerate(zip(extra, real, strict=True)):
+            if r and e["trajectory_id"] in shown:
+                text = self.tokenizer.decode(responses[i].tolist(), skip_special_tokens=True)
+                rows.append(
+                    [
+                        self.global_steps,
+                        e["trajectory_id"],
+                        e.get("task_type"),
+                        int(e.get("turn", 0)),
+                        text,
+                        bool(e.get("action_valid")),
+                        e.get("invalid_reason"),
+                        float(e.get("won", 0.0)),
+                        float(e.get("episode_return", 0.0)),
+                    ]
+                )
+        if rows:
+            columns = [
+                "step",
+                "trajectory",
+                "task_type",
+                "turn",
+                "response",
+                "valid",
+                "reason",
+                "won",
+                "return",
+            ]
+            media["samples/trajectories"] = wandb.Table(columns=columns, data=rows)
+        return media
+
     # ---- SPEAR: tool-call bonus, self-imitation replay; Dr.BoT filters ---------------------------------
     @property
     def spear_replay(self) -> SpearReplay:

@@ -106,6 +106,49 @@ def test_outputs_are_where_the_run_says(default_run):
     assert len(offline_runs) == 1 and offline_runs[0].stat().st_size > 0
 
 
+def test_eval_validates_the_checkpoint_per_task_type_without_training(default_run, tmp_path, ray_address):
+    """`agent-rl-eval` on the default run's last checkpoint: verl loads it (the step comes from the folder
+    it loaded, our trainer restores the method state saved beside the weights), validates every task of
+    the split once, trains nothing and saves nothing."""
+    import json
+    from collections import Counter
+
+    from agent_rl.data import alfworld_specs
+
+    checkpoints = default_run["out"] / "checkpoints"
+    checkpoint = checkpoints / "global_step_2"
+    saved = sorted(p.name for p in checkpoints.iterdir())
+    run = run_agent_rl(
+        tmp_path,
+        f"checkpoint={checkpoint}",
+        "logger=console",
+        ray_address=ray_address,
+        module="agent_rl.evaluate",
+    )
+    # the checkpoint's weights: without the load, verl would log step 0 and restore nothing
+    assert [s["step"] for s in run["steps"]] == [2]
+    assert f"restored method state from {checkpoint}/method_state.json" in run["stdout"] + run["stderr"]
+    data = run["steps"][0]["data"]
+    assert "actor/pg_loss" not in data and not [k for k in data if k.startswith(("actor/", "env/"))]
+    assert 0.0 <= data["val-aux/alfworld/all/won/mean@1"] <= 1.0
+
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert (result["checkpoint"], result["step"], result["split"]) == (str(checkpoint), 2, "valid_seen")
+    assert result["metric"] == "won/mean@1"
+    # every task of the split, not model=tiny's max_val_tasks
+    split = Counter(task_type for _, task_type in alfworld_specs("valid_seen"))
+    assert {r["task_type"]: r["tasks"] for r in result["rows"]} == dict(split)
+    assert sum(r["tasks"] for r in result["rows"]) == result["all"]["tasks"] == split.total()
+    for row in result["rows"]:
+        won = data[f"val-aux/alfworld/{row['task_type']}/won/mean@1"]
+        assert row["success_pct"] == pytest.approx(100 * won)
+    assert all(0.0 <= r["success_pct"] <= 100.0 for r in [*result["rows"], result["all"]])
+    assert "task type" in run["stdout"] and "success %" in run["stdout"]
+
+    assert not (tmp_path / "checkpoints").exists()  # nothing saved, here or beside the evaluated one
+    assert sorted(p.name for p in checkpoints.iterdir()) == saved
+
+
 @pytest.mark.parametrize("env", ["scienceworld", "webshop"])
 def test_environment_trains(env, tmp_path, ray_address):
     run = run_agent_rl(tmp_path, f"env={env}", "logger=console", CHECKPOINT_HF, ray_address=ray_address)
@@ -171,7 +214,7 @@ def test_dapo_trains_with_every_method(method, env, expected, tmp_path, ray_addr
 def test_spear_replays_and_its_buffer_survives_a_resume(tmp_path, ray_address):
     """SPEAR (GRPO, ALFWorld): step 1 stores its positive-advantage rows; the buffer is saved with the
     step-1 checkpoint; the resumed run replays them at step 2 (only possible if the buffer came back).
-    Clip-Cov zeroes some tokens, which vanilla PPO never does on the first, unclipped mini-batch."""
+    Clip-Cov zeroes tokens, with the replay pass's own bounds."""
     import torch
 
     checkpoints = tmp_path / "checkpoints"
@@ -181,6 +224,14 @@ def test_spear_replays_and_its_buffer_survives_a_resume(tmp_path, ray_address):
         "method.replay_capacity=4",  # full (> 1.5 x capacity) after one tiny step; 4 rows replayed
         "method.replay_warmup_steps=1",  # replay weight gamma_t = coef from step 1
         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+        # Clip-Cov bounds wide open, so that the share of zeroed tokens is the ratio: 0.5 on-policy, 0.25 in
+        # the replay pass (the paper's ratios zero one token in ~5,000, too few to see in a tiny batch)
+        "actor_rollout_ref.actor.policy_loss.clip_cov_ratio=0.5",
+        "actor_rollout_ref.actor.policy_loss.clip_cov_lb=-1e9",
+        "actor_rollout_ref.actor.policy_loss.clip_cov_ub=1e9",
+        "method.replay_clip_cov.ratio=0.25",
+        "method.replay_clip_cov.lb=-1e9",
+        "method.replay_clip_cov.ub=1e9",
         f"trainer.default_local_dir={checkpoints}",
         "trainer.save_freq=1",
     )
@@ -193,7 +244,7 @@ def test_spear_replays_and_its_buffer_survives_a_resume(tmp_path, ray_address):
     )
     assert step1["method/spear/bonus_mean"] > 0  # mu_1 * min(1, 0.1 * episode length)
     assert step1["method/spear/replay_rows"] == 0.0 and step1["method/spear/stored_rows"] > 0
-    assert step1["actor/pg_clipfrac"] > 0  # Clip-Cov's zeroed tokens
+    assert step1["actor/pg_clipfrac"] == pytest.approx(0.5, abs=0.05)  # Clip-Cov's zeroed tokens
     saved = torch.load(checkpoints / "global_step_1" / "method_state.pt", weights_only=False)
     assert saved["buffer"]["chunks"][0]["step"] == 1
     assert sum(len(c["rewards"]) for c in saved["buffer"]["chunks"]) == step1["method/spear/stored_rows"]
@@ -209,6 +260,8 @@ def test_spear_replays_and_its_buffer_survives_a_resume(tmp_path, ray_address):
         second, required=("method/spear/replay/actor/pg_loss", "method/spear/replay/actor/spear_weight")
     )
     assert step2["method/spear/replay/actor/spear_weight"] == pytest.approx(1.0)
+    assert step2["method/spear/replay/actor/pg_clipfrac"] == pytest.approx(0.25, abs=0.05)  # replay bounds
+    assert step2["actor/pg_clipfrac"] == pytest.approx(0.5, abs=0.05)
 
 
 def test_epo_trains_and_its_history_survives_a_resume(tmp_path, ray_address):

@@ -134,7 +134,7 @@ def report(
         "step": step,
         "env": "/".join(envs),
         "split": split,
-        "metric": "/".join(sorted(str(u) for u in used)),
+        "metric": ", ".join(sorted(str(u) for u in used)),
         "rows": rows,
         "all": {"task_type": "all", "tasks": total, "success_pct": success},
         "metrics": metrics,

@@ -106,6 +106,9 @@ class Run:
     name: str = ""
     source: str = ""  # the run folder or the W&B path
     start_time: str = ""
+    run_id: str = ""
+    group: str = ""
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,8 @@ def read_offline_run(path: str | os.PathLike) -> Run:
         raise RuntimeError(f"wandb could not read {run_file}: {proc.stderr.strip() or proc.stdout[-500:]}")
     config: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
-    name = start_time = ""
+    name = start_time = run_id = group = ""
+    tags: tuple[str, ...] = ()
     for line in proc.stdout.splitlines():
         if not line.startswith("{"):
             continue
@@ -174,6 +178,11 @@ def read_offline_run(path: str | os.PathLike) -> Run:
             config.update((run.get("config") or {}).get("update") or {})
             name = run.get("display_name") or run.get("run_id") or ""
             start_time = run.get("start_time") or ""
+            run_id, group, tags = (
+                run.get("run_id") or "",
+                run.get("run_group") or "",
+                tuple(run.get("tags") or ()),
+            )
         elif kind == "config":
             config.update(record["config"].get("update") or {})
             for key in record["config"].get("remove") or []:
@@ -183,7 +192,14 @@ def read_offline_run(path: str | os.PathLike) -> Run:
             history.append({k: _json_value(v) for k, v in item.items()})
     config.pop("_wandb", None)
     return Run(
-        config=config, history=history, name=name or path.name, source=str(path), start_time=start_time
+        config=config,
+        history=history,
+        name=name or path.name,
+        source=str(path),
+        start_time=start_time,
+        run_id=run_id,
+        group=group,
+        tags=tags,
     )
 
 

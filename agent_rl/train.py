@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
+import secrets
+import string
 import sys
 from pathlib import Path
 
@@ -133,9 +135,7 @@ def _wandb_run_id(cfg: DictConfig) -> str:
         resumed = Path(str(cfg.trainer.resume_from_path)).parent / "wandb_run_id"
         if resumed.exists():
             return resumed.read_text().strip()
-    import wandb.util
-
-    run_id = wandb.util.generate_id()
+    run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # W&B's form
     folder.mkdir(parents=True, exist_ok=True)
     id_file.write_text(run_id + "\n")
     return run_id

@@ -84,3 +84,22 @@ def run_agent_rl(
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
     steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return {"out": out, "stdout": proc.stdout, "stderr": proc.stderr, "steps": steps}
+
+
+def run_agent_rl_multirun(
+    sweep: Path, *overrides: str, ray_address: str | None = None, timeout: int = 2400
+) -> list[dict]:
+    """`agent-rl -m ...` into ``sweep``; one dict (out, steps) per job, in job order."""
+    env = dict(os.environ)
+    env.pop("WANDB_API_KEY", None)
+    env.pop("WANDB_MODE", None)
+    cmd = [sys.executable, "-m", "agent_rl.train", "-m", f"hydra.sweep.dir={sweep}", *overrides]
+    if ray_address:
+        cmd.append(f"++ray_kwargs.ray_init.address={ray_address}")
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
+    jobs = sorted((p for p in sweep.iterdir() if (p / "metrics.jsonl").exists()), key=lambda p: p.name)
+    return [
+        {"out": job, "steps": [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()]}
+        for job in jobs
+    ]

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from tests.e2e.conftest import run_agent_rl
+from tests.e2e.conftest import run_agent_rl, run_agent_rl_multirun
 
 pytestmark = pytest.mark.e2e
 CHECKPOINT_HF = "actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]"
@@ -107,9 +107,9 @@ def test_outputs_are_where_the_run_says(default_run):
 
 
 def test_eval_validates_the_checkpoint_per_task_type_without_training(default_run, tmp_path, ray_address):
-    """`agent-rl-eval` on the default run's last checkpoint: verl loads it (the step comes from the folder
-    it loaded, our trainer restores the method state saved beside the weights), validates every task of
-    the split once, trains nothing and saves nothing."""
+    """`agent-rl-eval` on the default run's last checkpoint: verl loads it (the logged step is the one it
+    takes from the folder it loads the weights from), validates every task of the split once, trains
+    nothing and saves nothing."""
     import json
     from collections import Counter
 
@@ -125,9 +125,9 @@ def test_eval_validates_the_checkpoint_per_task_type_without_training(default_ru
         ray_address=ray_address,
         module="agent_rl.evaluate",
     )
-    # the checkpoint's weights: without the load, verl would log step 0 and restore nothing
+    # the checkpoint's weights: without the load, verl would start from the base model and log step 0
+    assert f"Resuming from {checkpoint}, setting global step to 2" in run["stdout"] + run["stderr"]
     assert [s["step"] for s in run["steps"]] == [2]
-    assert f"restored method state from {checkpoint}/method_state.json" in run["stdout"] + run["stderr"]
     data = run["steps"][0]["data"]
     assert "actor/pg_loss" not in data and not [k for k in data if k.startswith(("actor/", "env/"))]
     assert 0.0 <= data["val-aux/alfworld/all/won/mean@1"] <= 1.0
@@ -135,7 +135,7 @@ def test_eval_validates_the_checkpoint_per_task_type_without_training(default_ru
     result = json.loads((tmp_path / "eval.json").read_text())
     assert (result["checkpoint"], result["step"], result["split"]) == (str(checkpoint), 2, "valid_seen")
     assert result["metric"] == "won/mean@1"
-    # every task of the split, not model=tiny's max_val_tasks
+    # every task of the split (agent-rl-eval lifts max_val_tasks)
     split = Counter(task_type for _, task_type in alfworld_specs("valid_seen"))
     assert {r["task_type"]: r["tasks"] for r in result["rows"]} == dict(split)
     assert sum(r["tasks"] for r in result["rows"]) == result["all"]["tasks"] == split.total()
@@ -200,10 +200,11 @@ def test_dapo_trains_with_every_method(method, env, expected, tmp_path, ray_addr
     assert_finite(run, required=(*expected, "actor/pg_loss", "env/success_rate"))
     for step in run["steps"]:
         data = step["data"]
-        refill = [k for k in data if k.endswith("filter_groups/refill_prompts")]
-        assert refill, sorted(data)
-        # nothing is won, so the first batch is evicted and refilled once (4 prompts), then the bound holds
-        assert data[refill[0]] == 4 and data[refill[0].replace("refill_prompts", "bound_reached")] == 1.0
+        # nothing is won, so groups are evicted and refilled (2 prompts per evicted group, verl's sync rule)
+        # until 4 prompts (one batch) have been refilled; then the bound stops the filtering for the step
+        refilled = data["training/filter_groups/refill_prompts"]
+        assert 4 <= refilled <= 2 * data["training/filter_groups/evicted_samples"]
+        assert data["training/filter_groups/bound_reached"] == 1.0
         assert data["actor/pg_clipfrac"] >= 0.0
         if method in ("empg", "aem"):
             assert data[f"method/{method}/adv_change_abs_mean"] > 0
@@ -299,3 +300,48 @@ def test_epo_trains_and_its_history_survives_a_resume(tmp_path, ray_address):
     assert step2["actor/epo/smoothing_active"] == 1.0
     assert step2["actor/epo/beta"] == pytest.approx(1.0 + math.exp(-3.0), rel=1e-6)  # k=1, K=2
     assert_finite(second)
+
+
+def test_a_multirun_sweep_trains_both_choices_and_makes_a_table(tmp_path, ray_address):
+    """`agent-rl -m method=none,empg`: both jobs train (one step, then validation) and log to W&B offline,
+    named, tagged and grouped by their choices; the table builder reads their offline W&B runs and reports
+    the validation success each one logged."""
+    from agent_rl.table import build_table, compute_rows, read_offline_runs
+
+    jobs = run_agent_rl_multirun(
+        tmp_path / "sweep", "method=none,empg", "trainer.total_training_steps=1", ray_address=ray_address
+    )
+    names = [job["out"].name for job in jobs]
+    assert names == ["0_alfworld-grpo-none-tiny-s0", "1_alfworld-grpo-empg-tiny-s0"]
+    runs, notes = read_offline_runs([tmp_path / "sweep"])
+    assert not notes and len(runs) == 2
+    for run in runs:
+        method = run.config["method"]["name"]
+        assert run.name == f"alfworld-grpo-{method}-tiny-s0"
+        assert run.config["actor_rollout_ref"]["rollout"]["n"] == 4  # the full config reached W&B
+        assert run.group == f"alfworld-grpo-{method}-tiny"  # seeds of one choice share a group
+        assert {"env:alfworld", "algo:grpo", f"method:{method}", "model:tiny"} <= set(run.tags)
+        logged = set().union(*(row.keys() for row in run.history))
+        assert {"samples/trajectories", "plots/entropy_by_turn_table"} <= logged or {
+            "samples/trajectories",
+            "plots/entropy_by_turn",
+        } <= {k.split(".")[0] for k in logged}, sorted(logged)
+    assert len({run.run_id for run in runs}) == 2
+    spec = {
+        "paper": "cpu-sweep",
+        "source": "this test",
+        "metrics": ["Succ."],
+        "rows": {
+            m: {"env": "alfworld", "algo": "grpo", "method": m, "model": "tiny", "Succ.": 50.0}
+            for m in ("none", "empg")
+        },
+    }
+    _, results, missing = compute_rows(runs, spec)
+    assert not missing
+    ours = {row.key: row.ours["Succ."] for row in results}
+    for job, method in zip(jobs, ("none", "empg"), strict=True):
+        last = job["steps"][-1]["data"]
+        logged = [v for k, v in last.items() if k.startswith("val-aux/alfworld/all/won/mean@")]
+        assert len(logged) == 1 and ours[method] == [pytest.approx(100.0 * logged[0])]
+    table = build_table(runs, spec)
+    assert table.count("50.0") >= 2  # the paper's column beside ours

@@ -116,6 +116,7 @@ def _runtime_env_vars(cfg: DictConfig) -> dict[str, str]:
         "WANDB_RESUME",
         "WANDB_TAGS",
         "WANDB_RUN_GROUP",
+        "WANDB_JOB_TYPE",
         "VERL_FILE_LOGGER_PATH",
         "RAY_AUTH_MODE",
         "AGENT_RL_CACHE",
@@ -127,6 +128,9 @@ def _runtime_env_vars(cfg: DictConfig) -> dict[str, str]:
 
 def _wandb_run_id(cfg: DictConfig) -> str:
     """The W&B run id, kept in the checkpoint folder: a resumed run continues the same W&B run."""
+    new_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # W&B's form
+    if cfg.trainer.get("val_only", False):  # an evaluation is its own W&B run (job type "eval")
+        return new_id
     folder = Path(str(cfg.trainer.default_local_dir))
     id_file = folder / "wandb_run_id"
     if id_file.exists() and cfg.trainer.resume_mode != "disable":
@@ -135,7 +139,7 @@ def _wandb_run_id(cfg: DictConfig) -> str:
         resumed = Path(str(cfg.trainer.resume_from_path)).parent / "wandb_run_id"
         if resumed.exists():
             return resumed.read_text().strip()
-    run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # W&B's form
+    run_id = new_id
     folder.mkdir(parents=True, exist_ok=True)
     id_file.write_text(run_id + "\n")
     return run_id
@@ -175,6 +179,7 @@ def _setup_wandb(cfg: DictConfig, out_dir: Path) -> None:
     os.environ["WANDB_RESUME"] = _LAUNCH_ENV.get("WANDB_RESUME", "allow")
     os.environ["WANDB_TAGS"] = ",".join(wandb_tags(cfg))
     os.environ["WANDB_RUN_GROUP"] = _LAUNCH_ENV.get("WANDB_RUN_GROUP") or wandb_group(cfg)
+    os.environ["WANDB_JOB_TYPE"] = "eval" if cfg.trainer.get("val_only", False) else "train"
 
 
 def prepare(cfg: DictConfig, out_dir: Path) -> None:

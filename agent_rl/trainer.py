@@ -385,7 +385,12 @@ class AgentTrainer(PPOTrainerSync):
         except ImportError:
             return
         if wandb.run is not None and "wandb" in self.config.trainer.logger:
-            wandb.log(self._wandb_media(batch, wandb), step=global_steps)
+            try:
+                media = self._wandb_media(batch, wandb)
+            except Exception as err:  # noqa: BLE001 - a plot must never stop training
+                logger.warning("agent_rl: W&B media skipped at step %s: %r", global_steps, err)
+                return
+            wandb.log(media, step=global_steps)
 
     def _wandb_media(self, batch, wandb) -> dict:
         fields = ["extra_fields", "responses", "response_mask", "entropy"]

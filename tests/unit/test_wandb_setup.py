@@ -47,3 +47,12 @@ def test_the_run_id_is_kept_with_the_checkpoints_and_reused_on_resume(hydra_ctx,
     assert fresh != first  # a run that does not resume is a new W&B run
     other = train._wandb_run_id(_with_checkpoints(compose("config"), tmp_path / "other"))
     assert other not in (first, fresh)
+
+
+def test_an_evaluation_is_a_run_of_its_own(hydra_ctx, tmp_path):
+    cfg = _with_checkpoints(compose("config"), tmp_path / "ckpt")
+    trained = train._wandb_run_id(cfg)
+    with open_dict(cfg):
+        cfg.trainer.val_only = True
+    assert train._wandb_run_id(cfg) != trained
+    assert (tmp_path / "ckpt" / "wandb_run_id").read_text().strip() == trained  # untouched

@@ -69,3 +69,27 @@ def test_head_dim_other_than_64_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("AGENT_RL_CACHE", str(tmp_path))
     with pytest.raises(ValueError, match="must be 64"):
         tiny_model.build_tiny_model(tiny_model.TinyModelSpec(hidden_size=64, num_attention_heads=4))
+
+
+def test_the_model_answers_in_the_agent_format(built):
+    """After its format lesson, the model's sampled answers to a long, real-looking prompt are mostly
+    valid steps (a purely random model writes none), and not all alike."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2ForCausalLM
+
+    from agent_rl.corpus import lines
+    from agent_rl.rollout.parsing import parse_action
+
+    tok = AutoTokenizer.from_pretrained(built[0])
+    model = Qwen2ForCausalLM.from_pretrained(built[0])
+    prompt = " ".join(lines()[:40])  # ~500 tokens, longer than anything in the lesson
+    ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
+    ids = torch.tensor([list(ids["input_ids"] if hasattr(ids, "keys") else ids)] * 8)
+    torch.manual_seed(0)
+    out = model.generate(
+        ids, max_new_tokens=48, do_sample=True, temperature=1.0, pad_token_id=tok.pad_token_id
+    )
+    answers = [tok.decode(row[ids.shape[1] :], skip_special_tokens=True) for row in out]
+    valid = [parse_action(a, "alfworld").valid for a in answers]
+    assert sum(valid) >= 6, answers
+    assert len({parse_action(a, "alfworld").action for a in answers}) >= 2, answers

@@ -219,9 +219,7 @@ class AgentTrainer(PPOTrainerSync):
             )
             advantages = got["advantages"].to_padded_tensor(0.0) * mask
 
-        if (
-            no_signal
-        ):  # every response filtered: no policy gradient from this batch (verl needs a valid token)
+        if no_signal:  # all filtered: no policy gradient from this batch (verl needs one valid token)
             advantages = torch.zeros_like(advantages)
 
         # 3. the entropy method's transform of the advantages

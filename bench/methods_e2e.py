@@ -8,8 +8,9 @@ the machine's load shows up as a difference between the two baselines; the ratio
 
 The methods act in two phases, so those are reported too: ``adv`` (the advantage step, where EMPG and AEM
 transform and SPEAR adds its bonus) and ``update_actor`` (where EPO's loss and SPEAR's replay pass run).
-Generation dominates a step and its length varies with what the policy writes, so step ratios are
-noisy at this size; the phase times are the cleaner signal of a method's own cost.
+Generation dominates a step and its length varies with what the policy writes (after step 1 each method
+has its own policy, so its own rollouts), so step ratios are noisy at this size; the update time per
+1,000 tokens of the batch and the advantage time are the cleaner signals of a method's own cost.
 
 Target (issue 6): at most 1.15x for EMPG, AEM and EPO.
 
@@ -29,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PHASES = ("timing_s/step", "timing_s/adv", "timing_s/update_actor", "timing_s/gen")
+PHASES = ("timing_s/step", "timing_s/adv", "timing_s/update_actor", "timing_s/gen", "perf/total_num_tokens")
 
 
 def run(method: str, env: str, steps: int, out: Path, extra: list[str]) -> dict[str, float]:
@@ -79,14 +80,19 @@ def main() -> None:
     print(f"\nenv={args.env}, steps 2..{args.steps} (median), baseline = mean of the two none runs")
     drift = results["none#2"]["timing_s/step"] / results["none#1"]["timing_s/step"]
     print(f"baseline drift (none#2 / none#1 step time): {drift:.2f}")
-    header = ("method", "step s", "ratio", "adv s", "update s", "update ratio", "gen s")
-    print("{:8s} {:>7s} {:>6s} {:>7s} {:>9s} {:>12s} {:>7s}".format(*header))
+    header = ("method", "step s", "ratio", "adv s", "update s", "update ms/ktok", "ratio", "gen s")
+    print("{:8s} {:>7s} {:>6s} {:>7s} {:>9s} {:>14s} {:>6s} {:>7s}".format(*header))
+
+    def per_ktok(r: dict[str, float]) -> float:
+        return 1e6 * r["timing_s/update_actor"] / r["perf/total_num_tokens"]
+
+    base_ktok = (per_ktok(results["none#1"]) + per_ktok(results["none#2"])) / 2
     for method in ["none#1", "none#2", *args.methods]:
         r = results[method]
         print(
             f"{method:8s} {r['timing_s/step']:7.2f} {r['timing_s/step'] / base['timing_s/step']:6.2f} "
             f"{r.get('timing_s/adv', float('nan')):7.3f} {r['timing_s/update_actor']:9.2f} "
-            f"{r['timing_s/update_actor'] / base['timing_s/update_actor']:12.2f} {r['timing_s/gen']:7.2f}"
+            f"{per_ktok(r):14.1f} {per_ktok(r) / base_ktok:6.2f} {r['timing_s/gen']:7.2f}"
         )
 
 

@@ -310,8 +310,10 @@ def test_epo_trains_and_its_history_survives_a_resume(tmp_path, ray_address):
     assert [s["step"] for s in first["steps"]] == [1]
     step1 = first["steps"][0]["data"]
     assert step1["method/epo/history_steps"] == 0.0 and step1["actor/epo/smoothing_active"] == 0.0
-    # no history yet: R = -lambda * L_H, L_H the mean entropy
-    assert step1["actor/epo_regularizer"] == pytest.approx(-0.001 * step1["actor/epo/entropy"], rel=1e-3)
+    # no history yet: R = -lambda * L_H; L_H is the hierarchical (trajectory, turn, token) mean of each
+    # micro-batch, close to but not exactly the token mean that actor/epo/entropy reports
+    assert step1["actor/epo_regularizer"] == pytest.approx(-0.001 * step1["actor/epo/entropy"], rel=0.02)
+    assert step1["actor/epo_regularizer"] < 0
     saved = json.loads((checkpoints / "global_step_1" / "method_state.json").read_text())
     assert saved["method"] == "epo" and len(saved["epo_history"]["step_means"]) == 1
 

@@ -74,6 +74,14 @@ class StepRows:
         )
 
 
+def real_rows(extra: list[dict[str, Any]], tags: list[dict] | None) -> list[bool]:
+    """Rows that are environment steps (they carry a trajectory id) and not verl's padding."""
+    tags = tags or [{} for _ in extra]
+    return [
+        ("trajectory_id" in e) and not t.get("is_padding", False) for e, t in zip(extra, tags, strict=True)
+    ]
+
+
 def _stats(name: str, x: torch.Tensor) -> dict[str, float]:
     if x.numel() == 0:
         return {}
@@ -168,20 +176,18 @@ class AgentTrainer(PPOTrainerSync):
     def _compute_advantage(self, batch, metrics: dict):
         method = self.method_name
         filters = bool(self.config.method.get("dr_bot_filters", False))
-        fields = ["uid", "extra_fields", "response_mask"] + (["entropy"] if method != "none" else [])
+        # the entropy feeds the methods and the per-turn entropy metrics (and W&B's plot of them); verl's
+        # rollout-correction bypass mode reuses the rollout's log-probs and computes no entropy
+        bypass = bool((self.config.algorithm.get("rollout_correction") or {}).get("bypass_mode", False))
+        with_entropy = method != "none" or ("wandb" in self.config.trainer.logger and not bypass)
+        fields = ["uid", "extra_fields", "response_mask"] + (["entropy"] if with_entropy else [])
         fields += ["responses"] if filters else []
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         extra = [dict(e) if e is not None else {} for e in _as_list(data["extra_fields"])]
         if not any("trajectory_id" in e for e in extra):
             return super()._compute_advantage(batch, metrics)
 
-        tags = batch.tags or [{} for _ in batch.keys]
-        real = torch.tensor(
-            [
-                ("trajectory_id" in e) and not t.get("is_padding", False)
-                for e, t in zip(extra, tags, strict=True)
-            ]
-        )
+        real = torch.tensor(real_rows(extra, batch.tags))
         rows = StepRows.from_fields(extra, _as_list(data["uid"]), real)
         if method == "spear":  # the tool-call bonus is part of the outcome (SPEAR's episode reward)
             rows = self._spear_bonus(rows, extra, real, metrics)
@@ -223,8 +229,10 @@ class AgentTrainer(PPOTrainerSync):
             advantages = torch.zeros_like(advantages)
 
         # 3. the entropy method's transform of the advantages
+        entropy = data["entropy"].to_padded_tensor(0.0).float() if with_entropy else None
+        if entropy is not None:
+            metrics.update(entropy_by_turn(entropy, mask, rows.turn))
         if method != "none":
-            entropy = data["entropy"].to_padded_tensor(0.0).float()
             if method == "epo":
                 batch = self._prepare_epo(batch, entropy, mask, rows, metrics)
             base = advantages
@@ -232,7 +240,6 @@ class AgentTrainer(PPOTrainerSync):
             changed = (advantages - base).abs()[mask.bool()]
             if changed.numel():  # how far the method moved the base advantages of this very batch
                 metrics[f"method/{method}/adv_change_abs_mean"] = float(changed.mean())
-            metrics.update(entropy_by_turn(entropy, mask, rows.turn))
         batch = self._put(batch, advantages=(advantages, response_mask), returns=(advantages, response_mask))
         if method == "spear":
             row_adv = (advantages * mask).sum(1) / mask.sum(1).clamp(min=1)
@@ -384,32 +391,27 @@ class AgentTrainer(PPOTrainerSync):
             return
         if wandb.run is not None and "wandb" in self.config.trainer.logger:
             try:
-                media = self._wandb_media(batch, wandb)
+                media = self._wandb_media(batch, metrics, wandb)
             except Exception as err:  # noqa: BLE001 - a plot must never stop training
                 logger.warning("agent_rl: W&B media skipped at step %s: %r", global_steps, err)
                 return
             wandb.log(media, step=global_steps)
 
-    def _wandb_media(self, batch, wandb) -> dict:
-        fields = ["extra_fields", "responses", "response_mask", "entropy"]
-        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
-        extra = [dict(e) if e is not None else {} for e in _as_list(data["extra_fields"])]
-        tags = batch.tags or [{} for _ in batch.keys]
-        real = [
-            ("trajectory_id" in e) and not t.get("is_padding", False)
-            for e, t in zip(extra, tags, strict=True)
-        ]
+    def _wandb_media(self, batch, metrics: dict, wandb) -> dict:
+        """The plot of this step's ``entropy_by_turn/<t>`` metrics, and a few of its trajectories."""
         media = {}
-        if any(real):
-            mask = data["response_mask"].to_padded_tensor(0) * torch.tensor(real).unsqueeze(1)
-            turn = torch.tensor([int(e.get("turn", 0)) for e in extra])
-            per_turn = entropy_by_turn(data["entropy"].to_padded_tensor(0.0).float(), mask, turn)
-            table = wandb.Table(
-                columns=["turn", "entropy"], data=[[int(k.split("/")[1]), v] for k, v in per_turn.items()]
-            )
+        per_turn = sorted(
+            (int(k.split("/")[1]), v) for k, v in metrics.items() if k.startswith("entropy_by_turn/")
+        )
+        if per_turn:
+            table = wandb.Table(columns=["turn", "entropy"], data=[list(p) for p in per_turn])
             media["plots/entropy_by_turn"] = wandb.plot.line(
                 table, "turn", "entropy", title=f"Mean token entropy by turn (step {self.global_steps})"
             )
+        fields = ["extra_fields", "responses"]
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        extra = [dict(e) if e is not None else {} for e in _as_list(data["extra_fields"])]
+        real = real_rows(extra, batch.tags)
         shown = list(dict.fromkeys(e["trajectory_id"] for e, r in zip(extra, real, strict=True) if r))
         shown = shown[: int(self.config.logger.get("samples_per_step", 2))]
         rows = []

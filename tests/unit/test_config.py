@@ -5,21 +5,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from hydra import compose
 from omegaconf import OmegaConf
 
 from agent_rl import train
 
 GROUPS = {g: train.group_options(g) for g in train.GROUPS}
-
-
-@pytest.fixture(scope="module")
-def hydra_ctx():
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(train.CONF_DIR), version_base=None):
-        yield
-    GlobalHydra.instance().clear()
 
 
 def test_groups_have_the_expected_choices():

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
 from agent_rl import train
@@ -38,14 +37,6 @@ def load_table(paper: str) -> dict:
 def table_row(name: str) -> dict:
     paper, row = name.split("/")
     return load_table(paper)["rows"][row]
-
-
-@pytest.fixture(scope="module")
-def hydra_ctx():
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(train.CONF_DIR), version_base=None):
-        yield
-    GlobalHydra.instance().clear()
 
 
 @pytest.fixture(scope="module")

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from hydra import compose
 from omegaconf import open_dict
 
 from agent_rl import train
-
-
-@pytest.fixture(scope="module")
-def hydra_ctx():
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(train.CONF_DIR), version_base=None):
-        yield
-    GlobalHydra.instance().clear()
 
 
 def test_tags_and_group_come_from_the_choices(hydra_ctx):

@@ -114,7 +114,10 @@ def split_rows(env_cfg: dict[str, Any], which: str, seed: int) -> list[dict[str,
     """Rows of the training (``which="train"``) or validation (``"val"``) table of an environment."""
     if env_cfg["name"] == "arith":
         return arith_rows(env_cfg[f"num_{which}_tasks"], seed, which)
-    return env_rows(env_cfg, env_cfg[f"{which}_split"], env_cfg.get(f"max_{which}_tasks"), seed)
+    limit = env_cfg.get(f"max_{which}_tasks")
+    if which == "val" and env_cfg.get("val_protocol") == "epo":
+        limit = None  # every task of the split; each evaluation draws its own (AgentTrainer._validate)
+    return env_rows(env_cfg, env_cfg[f"{which}_split"], limit, seed)
 
 
 def _write(rows: list[dict[str, Any]], path: Path) -> Path:

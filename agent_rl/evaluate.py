@@ -71,6 +71,8 @@ def configure(cfg: DictConfig, checkpoint: Path, overrides: list[str]) -> None:
         cfg.checkpoint = str(checkpoint)
         if not overridden(overrides, "env.max_val_tasks") and "max_val_tasks" in cfg.env:
             cfg.env.max_val_tasks = None
+        if not overridden(overrides, "env.val_protocol"):
+            cfg.env.val_protocol = "fixed"  # an evaluation covers its tasks once, not a fresh draw
         if not overridden(overrides, "trainer.experiment_name"):
             cfg.trainer.experiment_name = f"eval-{cfg.trainer.experiment_name}"
         trainer = cfg.trainer

@@ -12,6 +12,13 @@ kept whatever their outcomes (under GRPO a group with one outcome has zero advan
 gradient, only tokens to the token-mean), and the step goes on. ``<prefix>/filter_groups/refill_prompts``
 and ``.../bound_reached`` report it.
 
+The filter sits on the GRPO statistics the run uses (``algo.group_stats``, `agent_rl.advantage`): for
+verl's canonical metric (``filter_groups.metric: reward``) a group is dropped when every one of its GRPO
+advantages would be 0 under those statistics (`agent_rl.advantage.groups_without_signal`), e.g. under
+``step_rows`` a group whose trajectories all lost but one wrote an invalid action keeps its signal (that
+row's score is lower). verl's own rule compares only the outcomes. Any other metric name is verl's rule on
+``reward_extra_info[metric]``, unchanged.
+
 Deviation: DAPO's reference implementation (verl's former ``recipe/dapo``) raises an error when the bound
 is reached; a run that stops after hours because one batch was all failures is not what a researcher
 wants, so we train on and log it instead.
@@ -19,27 +26,32 @@ wants, so we train on and log it instead.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 
-from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
+import torch
+import transfer_queue as tq
+from verl.trainer.ppo.v1.replay_buffer import FILTER_GROUPS_REWARD_METRIC, ReplayBuffer
+
+from agent_rl.advantage import groups_without_signal
 
 
 class BoundedDapoBuffer(ReplayBuffer):
-    """verl's sync ``ReplayBuffer`` that stops DAPO group filtering after a number of refilled batches."""
+    """verl's sync ``ReplayBuffer`` whose DAPO group filter follows our GRPO statistics and stops after a
+    number of refilled batches."""
 
-    max_refill_prompts: int = 0
+    max_refill_prompts: float = float("inf")
+    group_stats: str = "step_rows"
 
     @classmethod
-    def bound(cls, buffer: ReplayBuffer, max_num_gen_batches: int) -> ReplayBuffer:
-        """Give an already built buffer (verl builds it with private arguments) this class's behaviour."""
-        if (
-            type(buffer) is not ReplayBuffer
-            or buffer.filter_groups_metric is None
-            or max_num_gen_batches <= 0
-        ):
+    def bound(cls, buffer: ReplayBuffer, max_num_gen_batches: int, group_stats: str) -> ReplayBuffer:
+        """Give an already built buffer (verl builds it with private arguments) this class's behaviour;
+        ``max_num_gen_batches <= 0`` filters without a bound."""
+        if type(buffer) is not ReplayBuffer or buffer.filter_groups_metric is None:
             return buffer
         buffer.__class__ = cls
-        buffer.max_refill_prompts = int(max_num_gen_batches) * int(buffer.train_batch_size)
+        buffer.group_stats = group_stats
+        if max_num_gen_batches > 0:
+            buffer.max_refill_prompts = int(max_num_gen_batches) * int(buffer.train_batch_size)
         buffer._refilled = 0
         unbounded_refill = buffer.refill_fn
 
@@ -56,7 +68,40 @@ class BoundedDapoBuffer(ReplayBuffer):
     def _dapo_filtered_keys(self, partition_id: str) -> tuple[set[str], Counter]:
         if partition_id != "val" and self._bound_reached():
             return set(), Counter()
-        return super()._dapo_filtered_keys(partition_id)
+        if partition_id == "val" or self.filter_groups_metric != FILTER_GROUPS_REWARD_METRIC:
+            return super()._dapo_filtered_keys(partition_id)
+        # verl's bookkeeping (a cache of classified finished groups), with our classification
+        finished = self.finished_keys[partition_id]
+        cache = self._dapo_classification_cache[partition_id]
+        for uid in cache.keys() - finished:
+            del cache[uid]
+        new = finished - cache.keys()
+        keys = [key for key in self.partitions[partition_id] if key.split("_")[0] in new]
+        rows: dict[str, list[dict]] = defaultdict(list)
+        if keys:
+            data = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=["extra_fields"])
+            for key, fields in zip(keys, data["extra_fields"], strict=True):
+                rows[key.split("_")[0]].append(dict(getattr(fields, "data", fields) or {}))
+        for uid in new:
+            cache[uid] = self._shared_outcome(rows.get(uid, []))
+        dropped = {uid: outcome for uid, outcome in cache.items() if outcome is not None}
+        return set(dropped), Counter(dropped.values())
+
+    def _shared_outcome(self, rows: list[dict]) -> float | None:
+        """The group's outcome if the group carries no GRPO signal under ``group_stats``, else None."""
+        if len({r.get("trajectory_id") for r in rows}) < 2:
+            return None  # verl keeps a group with a single trajectory
+        trajs = {t: i for i, t in enumerate(dict.fromkeys(r.get("trajectory_id") for r in rows))}
+        outcome = torch.tensor([float(r.get("episode_return", 0.0)) for r in rows])
+        dropped = groups_without_signal(
+            outcome,
+            torch.tensor([float(r.get("step_penalty", 0.0)) for r in rows]),
+            torch.tensor([trajs[r.get("trajectory_id")] for r in rows]),
+            torch.zeros(len(rows), dtype=torch.long),
+            torch.tensor([int(r.get("turn", 0)) for r in rows]),
+            self.group_stats,
+        )
+        return float(outcome[0]) if dropped.numel() else None
 
     def sample(self, global_steps: int, partition_id: str, batch_size: int):
         self._refilled = 0

@@ -127,6 +127,7 @@ class RowResult:
     seeds: list[Any] = field(default_factory=list)
     ours: dict[str, list[float]] = field(default_factory=dict)  # metric name -> one value per seed
     in_table: bool = True
+    validation: list[str] = field(default_factory=list)  # the validation protocols of the row's runs
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -376,6 +377,14 @@ def metric_spec(metric: str | Mapping[str, Any], paper: str | None = None) -> Me
     return spec
 
 
+def validation_protocol(run: Run) -> str:
+    """How the run validated (``env.val_protocol``): the same tasks every evaluation, or EPO's fresh draw."""
+    if config_get(run.config, "env.val_protocol", "fixed") == "epo":
+        return f"epo ({config_get(run.config, 'env.val_tasks_per_eval', 16)} fresh tasks per eval)"
+    tasks = config_get(run.config, "env.max_val_tasks")
+    return "fixed" + (f" ({tasks} tasks)" if tasks is not None else "")
+
+
 def _split_ok(run: Run, split: str | None) -> bool:
     """Whether ``run`` validated on ``split`` ("iid", "ood" or a split name); no split named: the IID split
     where the env has an IID/OOD pair, else any."""
@@ -476,6 +485,7 @@ def compute_rows(
         if not row_runs:
             notes.append(f"row `{key}`: no runs")
             continue
+        result.validation = list(dict.fromkeys(validation_protocol(r) for r in row_runs))
         by_seed: dict[Any, list[Run]] = {}
         for run in row_runs:
             by_seed.setdefault(config_get(run.config, "seed", run.name), []).append(run)
@@ -572,10 +582,12 @@ def render_markdown(
     lines.append(
         "Ours: mean over seeds (± population std over seeds) of each run's "
         + "; ".join(f"{s.name} = {what[s.agg]}" + (f" ({s.split})" if s.split else "") for s in specs)
-        + ". Success = `val-aux/<env>/all/won` × 100, score = `val-aux/<env>/all/score` × 100."
+        + ". Success = `val-aux/<env>/all/won` × 100, score = `val-aux/<env>/all/score` × 100. "
+        "Validation: `fixed` = the same tasks at every evaluation; `epo` = tasks drawn afresh for each "
+        "evaluation (EPO's protocol, `env.val_protocol=epo`)."
     )
     lines.append("")
-    header = ["Row", "Env", "Algo", "Method", "Model", "Seeds"]
+    header = ["Row", "Env", "Algo", "Method", "Model", "Seeds", "Validation"]
     for s in specs:
         header += [f"{s.name} paper", f"{s.name} ours"]
     lines.append("| " + " | ".join(header) + " |")
@@ -584,6 +596,7 @@ def render_markdown(
         cells = [r.key + ("" if r.in_table else " (not in table)")]
         cells += [MISSING if r.fields.get(f) is None else str(r.fields[f]) for f in ROW_FIELDS]
         cells.append(", ".join(str(s) for s in r.seeds) if r.seeds else MISSING)
+        cells.append(", ".join(r.validation) if r.validation else MISSING)
         for s in specs:
             cells += [_fmt(r.paper.get(s.name)), _fmt_ours(r.ours.get(s.name, []), len(r.seeds))]
         lines.append("| " + " | ".join(cells) + " |")

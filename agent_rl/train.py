@@ -98,8 +98,36 @@ def check_method(cfg: DictConfig) -> None:
         )
 
 
+def check_algo(cfg: DictConfig) -> None:
+    """Our own keys of the algorithm: GRPO's group statistics and mini-batches in step rows."""
+    from agent_rl.advantage import GROUP_STATS
+
+    stats = cfg.algo.get("group_stats", "step_rows")
+    if stats not in GROUP_STATS:
+        raise ConfigError(f"unknown algo.group_stats={stats!r}; valid: {', '.join(GROUP_STATS)}.")
+    rows = cfg.algo.get("mini_batch_rows")
+    if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool) or rows < 1):
+        raise ConfigError(
+            f"algo.mini_batch_rows must be a positive number of step rows or null (got {rows!r})."
+        )
+
+
+VAL_PROTOCOLS = ("fixed", "epo")
+
+
+def check_validation(cfg: DictConfig) -> None:
+    protocol = cfg.env.get("val_protocol", "fixed")
+    if protocol not in VAL_PROTOCOLS:
+        raise ConfigError(f"unknown env.val_protocol={protocol!r}; valid: {', '.join(VAL_PROTOCOLS)}.")
+    per_eval = cfg.env.get("val_tasks_per_eval", 16)
+    if protocol == "epo" and (not isinstance(per_eval, int) or per_eval < 1):
+        raise ConfigError(f"env.val_tasks_per_eval must be a positive number of tasks (got {per_eval!r}).")
+
+
 def check(cfg: DictConfig, choices: dict[str, str | None]) -> None:
     check_choices(choices)
+    check_algo(cfg)
+    check_validation(cfg)
     check_method(cfg)
     check_fits(cfg)
     check_rollout_backend(cfg)

@@ -8,8 +8,8 @@ step runs:
 1. each row's score becomes ``R - p·[invalid]`` at its last response token (what verl-agent's reward
    manager and ``apply_invalid_action_penalty`` produce), so critic-based estimators (``gae``) and verl's
    score metrics see the penalty;
-2. after verl's step, GRPO's advantages are replaced by trajectory-level GRPO over episode returns
-   (`agent_rl.advantage.trajectory_grpo`, which says how it relates to verl-agent's per-row statistics);
+2. after verl's step, GRPO's advantages are replaced by GRPO over the step rows with the group statistics
+   of ``algo.group_stats`` (`agent_rl.advantage.grpo_advantages`: verl-agent's by default);
 3. episode metrics are added: success rate overall and per task type, episode length, valid-action
    ratio, failed environments.
 
@@ -21,7 +21,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
+import random
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
@@ -31,12 +33,14 @@ import numpy as np
 import torch
 import transfer_queue as tq
 from tensordict import TensorDict
+from torch.utils.data import Subset
+from torchdata.stateful_dataloader import StatefulDataLoader
 from verl.trainer.ppo.v1 import PPOTrainerSync
 from verl.utils.metric import reduce_metrics
 from verl.utils.py_functional import rename_dict
 from verl.workers.utils.padding import response_to_nested
 
-from agent_rl.advantage import trajectory_grpo, trajectory_returns
+from agent_rl.advantage import grpo_advantages, trajectory_returns
 from agent_rl.methods import aem, empg, spear
 from agent_rl.methods.epo import EntropyHistory
 from agent_rl.methods.turns import batch_token_mean, per_turn_token_mean
@@ -62,11 +66,16 @@ class StepRows:
 
     @classmethod
     def from_fields(cls, extra: list[dict[str, Any]], uids: list[str], real: torch.Tensor) -> StepRows:
-        trajs = {t: i for i, t in enumerate(dict.fromkeys(e.get("trajectory_id") for e in extra))}
+        # a padding row (verl copies row 0's fields into it) is a trajectory of its own
+        traj_keys = [
+            e.get("trajectory_id") if r else ("padding", i)
+            for i, (e, r) in enumerate(zip(extra, real.tolist(), strict=True))
+        ]
+        trajs = {t: i for i, t in enumerate(dict.fromkeys(traj_keys))}
         groups = {u: i for i, u in enumerate(dict.fromkeys(uids))}
         keep = real.float()
         return cls(
-            traj=torch.tensor([trajs[e.get("trajectory_id")] for e in extra]),
+            traj=torch.tensor([trajs[t] for t in traj_keys]),
             turn=torch.tensor([int(e.get("turn", 0)) for e in extra]),
             group=torch.tensor([groups[u] for u in uids]),
             outcome=torch.tensor([float(e.get("episode_return", 0.0)) for e in extra]) * keep,
@@ -153,21 +162,53 @@ def overall_validation_metrics(
     return {key: s / w for key, (s, w) in totals.items() if w > 0}
 
 
+def validation_draw(num_tasks: int, per_eval: int, seed: int, step: int) -> list[int]:
+    """EPO's protocol: ``per_eval`` tasks of the split drawn afresh for the evaluation at ``step``, the same
+    for the same seed and step (so a resumed run validates as the original would have)."""
+    rng = random.Random(f"val-{seed}-{step}")
+    return sorted(rng.sample(range(num_tasks), min(per_eval, num_tasks)))
+
+
 class AgentTrainer(PPOTrainerSync):
     """`PPOTrainerSync` whose advantage step knows trajectories, turns and invalid actions."""
 
     def _build_replay_buffer(self):
-        """verl's buffer; with DAPO's dynamic sampling, bounded by ``filter_groups.max_num_gen_batches``."""
+        """verl's buffer; DAPO's dynamic sampling on our group statistics, bounded by
+        ``filter_groups.max_num_gen_batches``."""
         filter_groups = self.config.algorithm.get("filter_groups") or {}
         bound = int(filter_groups.get("max_num_gen_batches", 0) or 0)
-        return BoundedDapoBuffer.bound(super()._build_replay_buffer(), bound)
+        return BoundedDapoBuffer.bound(super()._build_replay_buffer(), bound, self.group_stats)
 
     def _validate(self) -> dict[str, float]:
-        metrics = super()._validate()
-        sources = list(getattr(self.val_dataset, "dataframe", {})["data_source"]) if self.val_dataset else []
+        """verl's validation over ``env.val_protocol``'s tasks, plus environment-wide metrics."""
+        tasks = list(range(len(self.val_dataset))) if self.val_dataset is not None else []
+        full = self.val_dataloader
+        if self.config.env.get("val_protocol", "fixed") == "epo" and tasks:
+            tasks = validation_draw(
+                len(tasks), int(self.config.env.val_tasks_per_eval), int(self.config.seed), self.global_steps
+            )
+            self.val_dataloader = StatefulDataLoader(
+                Subset(self.val_dataset, tasks),
+                batch_size=len(tasks),
+                shuffle=False,
+                collate_fn=full.collate_fn,
+                num_workers=full.num_workers,
+            )
+        try:
+            metrics = super()._validate()
+        finally:
+            self.val_dataloader = full
+        frame = getattr(self.val_dataset, "dataframe", None)
+        every_source = list(frame["data_source"]) if frame is not None else []
+        sources = [every_source[i] for i in tasks if i < len(every_source)]
         tasks_per_source = {s: sources.count(s) for s in set(sources) if "/" in s}
         metrics.update(overall_validation_metrics(metrics, tasks_per_source))
+        metrics["val/tasks"] = float(len(tasks))
         return metrics
+
+    @property
+    def group_stats(self) -> str:
+        return str(self.config.get("algo", {}).get("group_stats", "step_rows"))
 
     @property
     def method_name(self) -> str:
@@ -211,11 +252,13 @@ class AgentTrainer(PPOTrainerSync):
         # 2. verl's advantage step (KL in reward, rollout correction, GAE, ...), then the base advantage
         batch = super()._compute_advantage(batch, metrics)
         if self.config.algorithm.adv_estimator in ("grpo", "empg", "aem"):  # verl_plugin: GRPO-based names
-            adv = trajectory_grpo(
+            adv = grpo_advantages(
                 rows.outcome,
                 rows.penalty,
                 rows.traj,
                 rows.group,
+                rows.turn,
+                group_stats=self.group_stats,
                 norm_by_std=bool(self.config.algorithm.get("norm_adv_by_std_in_grpo", True)),
             )
             advantages = adv.unsqueeze(1) * mask
@@ -309,17 +352,59 @@ class AgentTrainer(PPOTrainerSync):
         )
         return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=fields)
 
+    # ---- mini-batches counted in step rows ------------------------------------------------------------
+    @property
+    def mini_batch_rows(self) -> int | None:
+        """``algo.mini_batch_rows``: step rows per optimizer update (verl-agent's ``ppo_mini_batch_size``,
+        which it runs with ``rollout.n=1``); None keeps verl's ``ppo_mini_batch_size x rollout.n``."""
+        rows = self.config.get("algo", {}).get("mini_batch_rows")
+        return int(rows) if rows else None
+
+    def _get_required_batch_multiple(self, dp_size: int) -> int:
+        """verl pads the batch to whole mini-batches; with ``mini_batch_rows``, to whole row mini-batches
+        (the padding rows carry no loss, so the last update is a partial one, as in verl-agent)."""
+        rows = self.mini_batch_rows
+        if rows is None:
+            return super()._get_required_batch_multiple(dp_size)
+        multiple = math.lcm(dp_size, rows)
+        if self.use_critic:
+            critic_rows = self.config.critic.ppo_mini_batch_size * self.config.actor_rollout_ref.rollout.n
+            multiple = math.lcm(multiple, critic_rows)
+        return multiple
+
+    def _verl_update_actor(self, batch, metrics: dict):
+        """verl's actor update with mini-batches of ``mini_batch_rows`` rows when set; reports the number
+        of optimizer updates it ran as ``actor/updates_per_step``."""
+        workers, rows = self.actor_rollout_wg, self.mini_batch_rows
+        update = workers.update_actor  # bound per instance by verl's worker group
+        updates = []
+
+        def update_in_rows(b):
+            if rows is not None:
+                b.extra_info.update(global_batch_size=rows, mini_batch_size=rows)
+            output = update(b)
+            updates.append(len(output["metrics"].get("grad_norm", [])))  # one per optimizer step
+            return output
+
+        workers.update_actor = update_in_rows
+        try:
+            batch = super()._update_actor(batch, metrics)
+        finally:
+            workers.update_actor = update
+        metrics["actor/updates_per_step"] = float(sum(updates))
+        return batch
+
     def _update_actor(self, batch, metrics: dict):
         if self.method_name == "spear" and hasattr(self, "_spear_pending"):
             return self._spear_update(batch, metrics)
         if self.method_name != "epo" or not hasattr(self, "_epo_pending"):
-            return super()._update_actor(batch, metrics)
+            return self._verl_update_actor(batch, metrics)
         batch.extra_info.update(
             epo_has_reference=self._epo_has_reference,
             epo_step=self.global_steps - 1,
             epo_total_steps=int(self.total_training_steps),
         )
-        batch = super()._update_actor(batch, metrics)
+        batch = self._verl_update_actor(batch, metrics)
         step_mean, per_turn = self._epo_pending
         self.epo_history.append(step_mean, per_turn)
         del self._epo_pending
@@ -507,7 +592,7 @@ class AgentTrainer(PPOTrainerSync):
         cfg = self.config.method
         step = self.global_steps
         sampled = self.spear_replay.sample()
-        batch = super()._update_actor(batch, metrics)
+        batch = self._verl_update_actor(batch, metrics)
         weight = spear.replay_loss_weight(
             step, coef=float(cfg.replay_loss_coef), warmup_steps=int(cfg.replay_warmup_steps)
         )

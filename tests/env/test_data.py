@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from agent_rl.data import AGENT_NAME, build_tables, env_rows
+from agent_rl.data import AGENT_NAME, build_tables, env_rows, split_rows
 
 pytestmark = pytest.mark.env
 
@@ -66,3 +66,9 @@ def test_tables_are_written_once_and_reused(tmp_path, monkeypatch):
 def test_unknown_environment_lists_the_valid_ones():
     with pytest.raises(ValueError, match="valid: alfworld, scienceworld, webshop, arith"):
         env_rows({"name": "minecraft"}, "train", None, seed=0)
+
+
+def test_epo_validation_keeps_every_task_of_the_split_to_draw_from():
+    env = {"name": "alfworld", "val_split": "valid_seen", "max_val_tasks": 2}
+    assert len(split_rows(env, "val", seed=0)) == 2
+    assert len(split_rows({**env, "val_protocol": "epo"}, "val", seed=0)) == 6  # all shipped games

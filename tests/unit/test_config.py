@@ -133,3 +133,26 @@ def test_every_method_passes_the_combination_check(hydra_ctx, method):
         train.check_method(
             compose("config", overrides=[f"method={method}", f"algorithm.adv_estimator={method}"])
         )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["algo.group_stats=episode"],
+            r"unknown algo.group_stats='episode'; valid: step_rows, trajectory_rows",
+        ),
+        (["algo.mini_batch_rows=0"], r"algo.mini_batch_rows must be a positive number of step rows"),
+    ],
+)
+def test_bad_algorithm_keys_are_refused_with_the_valid_values(hydra_ctx, overrides, message):
+    with pytest.raises(train.ConfigError, match=message) as err:
+        train.check_algo(compose("config", overrides=overrides))
+    assert str(err.value).endswith(".")
+
+
+@pytest.mark.parametrize("algo", ["grpo", "dapo"])
+def test_grpo_statistics_default_to_verl_agents(hydra_ctx, algo):
+    cfg = compose("config", overrides=[f"algo={algo}"])
+    assert cfg.algo.group_stats == "step_rows"
+    train.check_algo(cfg)

@@ -230,7 +230,8 @@ def test_verl_accepts_the_experiment(configs, name):
 
 
 def test_the_checks_above_can_fail(hydra_ctx):
-    """A mini-batch larger than the task batch (the papers' 256) is what verl refuses."""
+    """verl refuses an ``actor.ppo_mini_batch_size`` larger than the task batch (counted in tasks), which is
+    why the papers' mini-batches are set in step rows (``algo.mini_batch_rows``)."""
     from verl.utils.config import validate_config
 
     overrides = ["experiment=epo/alfworld-3b-grpo", "actor_rollout_ref.actor.ppo_mini_batch_size=256"]
@@ -297,8 +298,11 @@ def test_epo_rows_set_the_papers_settings(configs, name):
     assert (n, tasks) == ((1, 128) if algo == "ppo" else (8, 16))
     micro = {("scienceworld", "ppo"): 8, ("scienceworld", "grpo"): 16}.get((env, algo), 32)
     assert actor.ppo_micro_batch_size_per_gpu == micro
-    if (env, algo) == ("scienceworld", "ppo"):
-        assert actor.ppo_mini_batch_size == 64
+    # mini-batches in step rows (verl-agent runs rollout.n=1): Table 2 "64 (PPO) / 128 (GRPO)", Table 3 256
+    rows = {("scienceworld", "ppo"): 64, ("scienceworld", "grpo"): 128}.get((env, algo), 256)
+    assert cfg.algo.mini_batch_rows == rows and cfg.algo.get("group_stats") == (
+        None if algo == "ppo" else "step_rows"
+    )
     if algo == "ppo":
         assert math.isclose(cfg.critic.optim.lr, optim.lr)
         assert cfg.critic.ppo_micro_batch_size_per_gpu == (4 if sci else 16)
@@ -324,6 +328,9 @@ def test_empg_and_aem_rows_set_the_papers_settings(configs, name):
     assert math.isclose(actor.optim.lr, 1e-6)
     assert cfg.env.max_steps == {"alfworld": 50, "webshop": 15}[cfg.env.name]
     assert (cfg.env.success_reward, cfg.env.invalid_action_penalty) == (10.0, 0.1)
+    # verl-agent's example scripts (neither paper states it): step rows per update, its GRPO statistics
+    assert cfg.algo.mini_batch_rows == {"alfworld": 256, "webshop": 64}[cfg.env.name]
+    assert cfg.algo.group_stats == "step_rows"
     if cfg.algo.name == "dapo":
         assert (actor.clip_ratio_low, actor.clip_ratio_high) == (0.2, 0.28)
         assert actor.use_kl_loss is False and actor.loss_agg_mode == "token-mean"
@@ -351,6 +358,7 @@ def test_spear_rows_set_the_scripts_settings(configs, name):
     assert cfg.trainer.total_training_steps == (200 if alf else 350) and cfg.trainer.test_freq == 5
     assert math.isclose(actor.optim.lr, 1e-6)
     assert actor.ppo_micro_batch_size_per_gpu == (8 if alf else 4)
+    assert cfg.algo.mini_batch_rows == (1024 if alf else 256) and cfg.algo.group_stats == "step_rows"
     # no KL in any of the scripts, the GRPO baseline included
     assert actor.use_kl_loss is False and actor.kl_loss_coef == 0 and cfg.algorithm.use_kl_in_reward is False
     assert actor.clip_ratio_c == 10.0 and actor.entropy_coeff == 0.001 and actor.clip_ratio_low == 0.2

@@ -76,9 +76,17 @@ EMPG_TABLE = {
 }
 
 
-def config(env, method, seed, paper, row, algo="grpo", model="qwen2.5-3b", val_split="valid_seen"):
+def config(
+    env, method, seed, paper, row, algo="grpo", model="qwen2.5-3b", val_split="valid_seen", protocol="fixed"
+):
     return {
-        "env": {"name": env, "val_split": val_split},
+        "env": {
+            "name": env,
+            "val_split": val_split,
+            "val_protocol": protocol,
+            "max_val_tasks": 128,
+            "val_tasks_per_eval": 16,
+        },
         "algo": {"name": algo},
         "method": {"name": method},
         "model": {"name": model},
@@ -128,8 +136,9 @@ def runs_dir(tmp_path_factory) -> Path:
     )
     ood = config("alfworld", "none", 0, "epo", "alfworld-grpo", val_split="valid_unseen")
     log_run(root, ood, every, {6: 0.35, 12: 0.3})
-    log_run(root, config("alfworld", "epo", 0, None, None), every, {4: 0.8, 8: 0.9, 10: 0.7, 12: 0.8})
-    log_run(root, config("alfworld", "epo", 1, None, None), every, {})
+    epo = {"protocol": "epo"}  # these two validated as EPO did: 16 fresh tasks per evaluation
+    log_run(root, config("alfworld", "epo", 0, None, None, **epo), every, {4: 0.8, 8: 0.9, 10: 0.7, 12: 0.8})
+    log_run(root, config("alfworld", "epo", 1, None, None, **epo), every, {})
     log_run(root, config("alfworld", "none", 0, "epo", "alfworld-ppo", algo="ppo"), every, {12: 0.3})
     log_run(root, config("alfworld", "none", 0, "spear", "alfworld-grpo"), every, {12: 1.0})  # other paper
     shop = {"model": "qwen2.5-1.5b"}
@@ -160,7 +169,7 @@ def runs(runs_dir) -> list[Run]:
 def test_offline_reader_recovers_config_and_history(runs_dir, runs):
     assert len(find_offline_runs([runs_dir])) == 10 == len(runs)  # wandb/latest-run links are not followed
     run = read_offline_run(next((runs_dir / "run0" / "wandb").glob("offline-run-*")))
-    assert run.config["env"] == {"name": "alfworld", "val_split": "valid_seen"}
+    assert run.config["env"]["name"] == "alfworld" and run.config["env"]["val_split"] == "valid_seen"
     assert run.config["experiment"] == {"paper": "epo", "row": "alfworld-grpo"}
     assert run.config["seed"] == 0 and "_wandb" not in run.config
     assert [row["_step"] for row in run.history] == list(range(1, 13))
@@ -220,14 +229,16 @@ def test_epo_markdown(runs):
     assert "Paper numbers: EPO Table 1 (ALFWorld IID)." in text
     table = [line for line in text.splitlines() if line.startswith("|")]
     assert table == [
-        "| Row | Env | Algo | Method | Model | Seeds "
+        "| Row | Env | Algo | Method | Model | Seeds | Validation "
         "| Succ.* paper | Succ.* ours | Succ. paper | Succ. ours |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        "| alfworld-grpo | alfworld | grpo | none | qwen2.5-3b | 0, 1 "
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| alfworld-grpo | alfworld | grpo | none | qwen2.5-3b | 0, 1 | fixed (128 tasks) "
         "| 87.5 | 62.5 ± 12.5 | 63.3 | 55.0 ± 10.0 |",
-        "| alfworld-grpo-epo | alfworld | grpo | epo | Qwen2.5-3B-Instruct | 0 | 91.7 | 90.0 | 75.8 | 75.0 |",
-        "| alfworld-ppo-epo | alfworld | ppo | epo | — | — | 85.4 | — | — | — |",
-        "| alfworld-ppo (not in table) | alfworld | ppo | none | qwen2.5-3b | 0 | — | 30.0 | — | 30.0 |",
+        "| alfworld-grpo-epo | alfworld | grpo | epo | Qwen2.5-3B-Instruct | 0 "
+        "| epo (16 fresh tasks per eval) | 91.7 | 90.0 | 75.8 | 75.0 |",
+        "| alfworld-ppo-epo | alfworld | ppo | epo | — | — | — | 85.4 | — | — | — |",
+        "| alfworld-ppo (not in table) | alfworld | ppo | none | qwen2.5-3b | 0 | fixed (128 tasks) "
+        "| — | 30.0 | — | 30.0 |",
     ]
     assert "- row `alfworld-ppo-epo`: no runs" in text
     assert "- row `alfworld-grpo`, seed 1: 2 runs merged by step" in text
@@ -236,7 +247,8 @@ def test_epo_markdown(runs):
 def test_empg_final_success_and_webshop_score(runs, tmp_path):
     table = [line for line in build_table(runs, EMPG_TABLE).splitlines() if line.startswith("| webshop")]
     assert table == [
-        "| webshop-grpo-empg | webshop | grpo | empg | — | 0, 1 | 60.8 | 50.0 ± 10.0 | — | 75.0 ± 5.0 |"
+        "| webshop-grpo-empg | webshop | grpo | empg | — | 0, 1 | fixed (128 tasks) "
+        "| 60.8 | 50.0 ± 10.0 | — | 75.0 ± 5.0 |"
     ]
     # the command line: table.yaml + offline run folders -> markdown file
     spec = importlib.util.spec_from_file_location("make_table", REPO / "scripts" / "make_table.py")

@@ -50,3 +50,31 @@ def test_overall_validation_is_weighted_by_tasks_per_type():
         "val-core/alfworld/all/won/mean@1": pytest.approx(0.25),
         "val-aux/alfworld/all/score/mean@1": pytest.approx((1.0 + 3 * 0.5) / 4),
     }
+
+
+def test_epo_validation_draws_fresh_tasks_per_evaluation_reproducibly():
+    from agent_rl.trainer import validation_draw
+
+    draws = {step: validation_draw(128, 16, seed=0, step=step) for step in (0, 5, 10)}
+    assert all(len(d) == 16 == len(set(d)) and all(0 <= i < 128 for i in d) for d in draws.values())
+    assert len({tuple(d) for d in draws.values()}) == 3  # fresh tasks at each evaluation
+    assert validation_draw(128, 16, seed=0, step=5) == draws[5]  # a resumed run draws the same
+    assert validation_draw(128, 16, seed=1, step=5) != draws[5]
+    assert validation_draw(6, 16, seed=0, step=5) == list(range(6))  # a split smaller than the draw
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["env.val_protocol=fresh"], r"unknown env.val_protocol='fresh'; valid: fixed, epo\.$"),
+        (["env.val_protocol=epo", "env.val_tasks_per_eval=0"], r"env.val_tasks_per_eval must be a positive"),
+    ],
+)
+def test_bad_validation_protocol_is_refused_with_the_valid_values(hydra_ctx, overrides, message):
+    from hydra import compose
+
+    from agent_rl import train
+
+    with pytest.raises(train.ConfigError, match=message):
+        train.check_validation(compose("config", overrides=overrides))
+    train.check_validation(compose("config", overrides=["env.val_protocol=epo"]))

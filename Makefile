@@ -11,7 +11,10 @@ STAMP  := $(VENV)/.installed-cpu
 export RAY_AUTH_MODE ?= disabled
 export RAY_TMPDIR ?= $(CURDIR)/.ray_tmp
 
-.PHONY: help install install-gpu demo test test-unit lint clean
+# Every test run prints its slowest tests and the suite's total, so each CI log shows where the time goes.
+PYTEST := $(BIN)/python -m pytest -q --durations=15 --durations-min=1
+
+.PHONY: help install install-gpu demo test test-fast test-unit lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,10 +50,13 @@ demo: install  ## the main job: a real GRPO run on CPU with the tiny model
 	$(BIN)/agent-rl
 
 test: install  ## all tests (unit, real environments, end to end on CPU)
-	$(BIN)/python -m pytest -q tests
+	$(PYTEST) tests
 
-test-unit: install  ## fast tests only
-	$(BIN)/python -m pytest -q tests -m "not env and not e2e"
+test-fast: install  ## the inner loop: unit and environment tests, no end-to-end runs
+	$(PYTEST) tests -m "not e2e"
+
+test-unit: install  ## unit tests only
+	$(PYTEST) tests -m "not env and not e2e"
 
 lint: install  ## ruff
 	$(BIN)/ruff check .

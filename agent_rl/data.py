@@ -12,7 +12,9 @@ Splits (``env.train_split`` / ``env.val_split``):
 - ScienceWorld: the simulator's ``train``/``dev``/``test`` variations of all 30 tasks, or EPO's splits
   ``L0-train``, ``L0-test`` (= dev), ``L1-test`` (= test), ``L2-train`` (19 task types), ``L2-test``
   (10 held-out types); EPO leaves out use-thermometer (methods.md, environments.md §4).
-- WebShop: WebShop's goal ranges ``test`` (goals 0-499), ``eval`` (500-1499), ``train`` (the rest).
+- WebShop: ``test`` = goals 0-499, ``train`` = goals 500 on (verl-agent's and EPO's split;
+  ``env.env_kwargs.num_test_goals`` moves the boundary), ``eval`` = goals 500-1499 (WebShop's own dev range,
+  inside train).
 
 Each row: ``data_source`` = ``<env>/<task type>`` (so verl's validation metrics come per task type),
 ``agent_name`` = our agent loop, ``env_spec`` = the reset spec, ``prompt`` = a one-line task label (verl's
@@ -85,7 +87,11 @@ def webshop_specs(split: str, env_kwargs: dict[str, Any]) -> list[tuple[dict[str
     from agent_rl.envs.webshop import env as webshop
 
     sizes = webshop.split_sizes(
-        env_kwargs.get("data_dir"), env_kwargs.get("human_goals", False), env_kwargs.get("seed", 0)
+        env_kwargs.get("data_dir"),
+        env_kwargs.get("human_goals", False),
+        env_kwargs.get("seed", 0),
+        catalog=env_kwargs.get("catalog", "small"),
+        num_test_goals=env_kwargs.get("num_test_goals", 500),
     )
     if split not in sizes:
         raise ValueError(f"unknown WebShop split {split!r}; valid: {', '.join(sizes)}")

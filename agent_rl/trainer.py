@@ -383,7 +383,8 @@ class AgentTrainer(PPOTrainerSync):
             if rows is not None:
                 b.extra_info.update(global_batch_size=rows, mini_batch_size=rows)
             output = update(b)
-            updates.append(len(output["metrics"].get("grad_norm", [])))  # one per optimizer step
+            grad_norm = output["metrics"].get("grad_norm")  # one value per optimizer step
+            updates.append(len(grad_norm) if isinstance(grad_norm, list) else int(grad_norm is not None))
             return output
 
         workers.update_actor = update_in_rows

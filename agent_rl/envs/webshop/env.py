@@ -3,7 +3,14 @@
 ``reset({"name": "webshop", "split": "train", "goal_idx": 17})`` starts goal 17 of the train split
 (``goal_idx`` counts within the split; ``info["goal_index"]`` is the absolute index). ``step`` takes
 ``search[<query>]`` or ``click[<clickable>]``; anything else, or a click on something not on the
-page, leaves the page as it is, with reward 0 and (by default) a short message appended.
+page (or on ``search``, a no-op upstream), leaves the page as it is with reward 0, as upstream's
+``WebAgentTextEnv.step`` does; ``invalid_action_feedback=True`` appends a one-line reason instead.
+
+``info["admissible_actions"]`` is what verl-agent's ``format_avail_actions`` builds from upstream's
+``get_available_actions``: ``search[<your query>]`` where the page has a search bar, then
+``click[x]`` for every clickable (lower-cased button texts, product asins, option values) in page
+order; on the search page that is ``search[<your query>]``, ``click[search]`` (its Search button;
+no other page has one).
 """
 
 from __future__ import annotations
@@ -13,35 +20,45 @@ from typing import Any
 
 from agent_rl.envs.base import Info, TextEnv
 from agent_rl.envs.webshop.engine import SEP, Session, parse_action
-from agent_rl.envs.webshop.goals import goal_summary
+from agent_rl.envs.webshop.goals import NUM_TEST_GOALS, goal_summary
 from agent_rl.envs.webshop.world import World, load_world, resolve_data_dir
 
 SEARCH_ACTION = "search[<your query>]"
 
 
 def split_sizes(
-    data_dir: str | os.PathLike | None = None, human_goals: bool = False, seed: int = 0
+    data_dir: str | os.PathLike | None = None,
+    human_goals: bool = False,
+    seed: int = 0,
+    *,
+    catalog: str = "small",
+    num_test_goals: int = NUM_TEST_GOALS,
 ) -> dict[str, int]:
     """Number of goals in each split, for building dataset rows."""
-    world = load_world(resolve_data_dir(data_dir), human_goals, seed, None, "heuristic")
-    return {name: len(world.split(name)) for name in ("train", "eval", "test", "all")}
+    world = load_world(resolve_data_dir(data_dir), human_goals, seed, None, "heuristic", catalog)
+    return {name: len(world.split(name, num_test_goals)) for name in ("train", "eval", "test", "all")}
 
 
 class WebShopEnv(TextEnv):
     """WebShop in text mode on the shipped catalog, or on WebShop's own data files.
 
     Args:
-        data_dir: folder with WebShop's ``items_shuffle*.json``/``items_ins_v2*.json`` (and
-            ``items_human_ins.json`` for human goals); ``None`` reads ``$WEBSHOP_DATA`` and falls
-            back to the shipped catalog; ``"builtin"`` always uses the shipped catalog.
+        data_dir: folder with WebShop's data files (``catalog`` says which); ``None`` reads
+            ``$WEBSHOP_DATA`` and falls back to the shipped catalog; ``"builtin"`` always uses the
+            shipped catalog.
+        catalog: ``"small"`` (``items_shuffle_1000.json`` + ``items_ins_v2_1000.json``, verl-agent's
+            ``use_small=True``, the papers' setting) or ``"full"`` (``items_shuffle.json`` +
+            ``items_ins_v2.json``); both also need ``items_human_ins.json``.
         human_goals: use the human instructions instead of the synthetic goals (original data only).
         seed: seed of the ranged-price and price-bound draws (part of the task definition).
         num_products: keep only the first N products, like WebShop's ``num_products``.
+        num_test_goals: goals[0:N] are the test split, goals[N:] the train split (verl-agent: 500).
         show_attrs: add the ``Attributes`` sub-page (WebShop's ``show_attrs``).
         max_steps: end the episode (reward 0) after this many steps; ``None``: no limit here.
-        invalid_action_feedback: append a one-line reason when an action does nothing (WebShop
-            returns the page unchanged; set False for that).
-        noun_extractor: "heuristic" (default) or "spacy" (needs ``en_core_web_sm``) for the type reward.
+        invalid_action_feedback: append a one-line reason when an action does nothing (upstream
+            returns the page unchanged, the default).
+        noun_extractor: ``"auto"`` (spaCy where its English pipeline is installed, else the
+            heuristic), ``"spacy"`` or ``"heuristic"``, for the type reward (see ``nouns``).
     """
 
     name = "webshop"
@@ -50,17 +67,20 @@ class WebShopEnv(TextEnv):
         self,
         data_dir: str | os.PathLike | None = None,
         *,
+        catalog: str = "small",
         human_goals: bool = False,
         seed: int = 0,
         num_products: int | None = None,
+        num_test_goals: int = NUM_TEST_GOALS,
         show_attrs: bool = False,
         max_steps: int | None = None,
-        invalid_action_feedback: bool = True,
-        noun_extractor: str = "heuristic",
+        invalid_action_feedback: bool = False,
+        noun_extractor: str = "auto",
     ):
         self.world: World = load_world(
-            resolve_data_dir(data_dir), human_goals, seed, num_products, noun_extractor
+            resolve_data_dir(data_dir), human_goals, seed, num_products, noun_extractor, catalog
         )
+        self.num_test_goals = num_test_goals
         self.show_attrs = show_attrs
         self.max_steps = max_steps
         self.invalid_action_feedback = invalid_action_feedback
@@ -75,7 +95,7 @@ class WebShopEnv(TextEnv):
         if spec.get("name", self.name) != self.name:
             raise ValueError(f"spec is for {spec.get('name')!r}, not webshop")
         split = spec.get("split", "train")
-        indices = self.world.split(split)
+        indices = self.world.split(split, self.num_test_goals)
         goal_idx = int(spec["goal_idx"])
         if not 0 <= goal_idx < len(indices):
             raise IndexError(f"goal_idx {goal_idx} out of range for split {split!r} ({len(indices)} goals)")
@@ -99,6 +119,8 @@ class WebShopEnv(TextEnv):
         elif name == "click" and arg is not None and arg != "search" and arg in page.clickables:
             self.done = self.session.click(arg)
             reward = self.session.reward if self.done else 0.0
+        elif name == "click" and arg == "search":
+            message = "click[search] does nothing; use search[<query>]."
         elif name in ("search", "click"):
             message = f"Invalid action: '{arg}' is not a clickable of this page." if arg else "Empty action."
         else:
@@ -118,8 +140,7 @@ class WebShopEnv(TextEnv):
         """``search[<your query>]`` where there is a search bar, then ``click[x]`` for each clickable."""
         page = self.session.page
         actions = [SEARCH_ACTION] if page.has_search_bar else []
-        actions += [f"click[{c}]" for c in page.clickables if c != "search"]
-        return actions
+        return actions + [f"click[{c}]" for c in page.clickables]
 
     def _info(self, valid: bool, message: str = "") -> Info:
         s = self.session

@@ -1,12 +1,32 @@
 """Goals (shopping instructions) and their splits, following WebShop's ``engine/goal.py``.
 
-Synthetic goals: for each product with an instruction, one goal per combination of its option
-values (option names sorted): ``"{instruction} with {name}: {value}, and {name}: {value}, and price
-lower than {upper:.2f} dollars"``. Human goals: one per crowd-sourced instruction, with its own
-options. The price upper bound is drawn once per product (synthetic) or per instruction (human):
-two of the (up to) four multiples of ten above the product's price, keeping the larger. Goals are
-then shuffled with ``random.seed(233)``, and split: test = goals[0:500], eval = goals[500:1500],
-train = goals[1500:]. Unlike WebShop, the price draws come from a seeded generator.
+Synthetic goals (the default, verl-agent's ``human_goals=False``): for each product with an instruction,
+one goal per combination of its option values (option names sorted): ``"{instruction} with {name}:
+{value}, and {name}: {value}, and price lower than {upper:.2f} dollars"``. Human goals: one per
+crowd-sourced instruction that names at least one attribute, with its own options. The price upper
+bound is drawn once per product (synthetic) or per instruction (human): two of the (up to) four
+multiples of ten above the product's price, keeping the larger. Goals are then shuffled with
+``random.seed(233)`` (``SimServer.__init__``), products in catalog order.
+
+Splits (``split_range``), with ``num_test_goals`` = 500 by default:
+
+- ``test`` = goals[0:500], ``train`` = goals[500:], as verl-agent (and EPO) use them: its
+  ``WebshopMultiProcessEnv`` draws validation goals from ``range(500)`` and training goals from
+  ``range(500, len(goals))``;
+- ``eval`` (aliases ``dev``, ``valid``, ``val``) = goals[500:1500], WebShop's own dev range, which lies
+  inside ``train`` (WebShop trained its IL/RL baselines on goals[1500:]);
+- ``all`` = every goal.
+
+Deviations:
+
+- Price draws come from ``random.Random(seed)`` (the order of draws is upstream's: the ranged prices of
+  all products, then one bound per product or instruction). WebShop used the unseeded global
+  generator, so its goal texts varied between processes.
+- The goal shuffle always uses WebShop's seed 233, as EPO does. verl-agent since 2025-06-29 (commit
+  a64f4e0, "add seed controller for web") seeds it, and the price draws, with each worker's seed
+  (``env.seed + group index`` for training, ``env.seed + 1000 + i`` for validation), so each of its
+  groups sees its own shuffle and its ``range(500)`` is a different goal set per validation worker;
+  a fixed table of goals per split, as here, cannot reproduce that.
 """
 
 from __future__ import annotations
@@ -22,7 +42,9 @@ from agent_rl.envs.webshop.catalog import Product
 PRICE_RANGE = [10.0 * i for i in range(1, 100)]
 NO_PRICE_LIMIT = 1_000_000
 SHUFFLE_SEED = 233
-SPLITS = {"test": (0, 500), "eval": (500, 1500), "train": (1500, None), "all": (0, None)}
+NUM_TEST_GOALS = 500  # verl-agent / EPO: test goals range(500), train goals the rest
+NUM_EVAL_GOALS = 1000  # WebShop's dev range: goals[500:1500]
+SPLITS = ("test", "train", "eval", "all")
 SPLIT_ALIASES = {"dev": "eval", "valid": "eval", "val": "eval"}
 
 
@@ -117,16 +139,16 @@ def make_goals(
     return goals
 
 
-def split_range(split: str, n_goals: int) -> range:
-    """Absolute goal indices of ``split`` ("test", "eval"/"dev", "train" or "all")."""
+def split_range(split: str, n_goals: int, num_test_goals: int = NUM_TEST_GOALS) -> range:
+    """Absolute goal indices of ``split`` ("test", "train", "eval"/"dev" or "all"), see the docstring."""
     key = SPLIT_ALIASES.get(split, split)
     if key not in SPLITS:
-        raise ValueError(
-            f"unknown WebShop split {split!r}; use one of {sorted(SPLITS)} or {sorted(SPLIT_ALIASES)}"
-        )
-    start, stop = SPLITS[key]
-    stop = n_goals if stop is None else min(stop, n_goals)
-    return range(min(start, n_goals), stop)
+        raise ValueError(f"unknown WebShop split {split!r}; valid: {', '.join([*SPLITS, *SPLIT_ALIASES])}")
+    if num_test_goals < 0:
+        raise ValueError(f"num_test_goals must be >= 0, got {num_test_goals}")
+    t = min(num_test_goals, n_goals)
+    bounds = {"test": (0, t), "train": (t, n_goals), "eval": (t, min(t + NUM_EVAL_GOALS, n_goals))}
+    return range(*bounds.get(key, (0, n_goals)))
 
 
 def goal_summary(goal: Goal) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def stop_cluster(temp_dir: Path) -> None:
         if any(str(temp_dir) in arg for arg in proc.info["cmdline"] or ()):
             procs.append(proc)
             proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=20)
+    _, alive = psutil.wait_procs(procs, timeout=5)  # some never answer SIGTERM; don't wait long for them
     for proc in alive:
         proc.kill()
 

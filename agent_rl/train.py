@@ -16,9 +16,11 @@ import os
 import secrets
 import string
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import hydra
+import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -26,6 +28,51 @@ GROUPS = ("env", "algo", "method", "model", "logger", "cluster")
 # The environment as the user launched us: per-run variables are derived from it afresh for each job of a
 # multirun, never from what an earlier job of the same process set.
 _LAUNCH_ENV = dict(os.environ)
+# Variables every Ray worker needs as the driver has them: where the environments' data and the model
+# caches are (an env actor without ALFWORLD_DATA would play the six shipped games instead), and our own.
+DATA_VARIABLES = ("ALFWORLD_DATA", "WEBSHOP_DATA", "AGENT_RL_CACHE")
+DATA_PREFIXES = ("HF_", "TRANSFORMERS_")
+
+
+def run_dir(root: str, run_name: str, checkpoint: str | None = None) -> str:
+    """A run's folder, ``<root>/<run_name>``: the same for every launch of the same command, so that a
+    relaunch finds its checkpoints (hydra.run.dir). An evaluation (agent-rl-eval, ``checkpoint=...``) gets
+    a timestamped folder of its own inside it, never touching the training run's files."""
+    if checkpoint is None:
+        return f"{root}/{run_name}"
+    return f"{root}/{run_name}/eval/{datetime.now():%Y-%m-%d_%H-%M-%S}"
+
+
+OmegaConf.register_new_resolver("agent_rl_run_dir", run_dir, replace=True)
+
+
+# The variables a job sets for itself (prepare, _setup_wandb, agent_rl.platform.cpu.activate).
+JOB_VARIABLES = (
+    "VERL_PLATFORM",
+    "VERL_ENGINE_DEVICE",
+    "VERL_FILE_LOGGER_PATH",
+    "WANDB_MODE",
+    "WANDB_DIR",
+    "WANDB_RUN_ID",
+    "WANDB_RESUME",
+    "WANDB_TAGS",
+    "WANDB_RUN_GROUP",
+    "WANDB_JOB_TYPE",
+)
+
+
+def reset_environment() -> None:
+    """Start a job with the variables a job sets as the process was launched: a multirun's earlier job
+    (``cluster=cpu`` sets VERL_PLATFORM=cpu, W&B's run id, ...) must not leak into the next one, nor into
+    the Ray workers it starts, which inherit this process's environment. verl's CPU platform, if an earlier
+    job loaded it, is switched off too (agent_rl.platform.cpu.deactivate)."""
+    for key in JOB_VARIABLES:
+        if key in _LAUNCH_ENV:
+            os.environ[key] = _LAUNCH_ENV[key]
+        else:
+            os.environ.pop(key, None)
+    if "agent_rl.platform.cpu" in sys.modules:
+        sys.modules["agent_rl.platform.cpu"].deactivate()
 
 
 class ConfigError(ValueError):
@@ -49,6 +96,9 @@ def check_choices(choices: dict[str, str | None]) -> None:
 
 
 def check_fits(cfg: DictConfig) -> None:
+    """The CPU cluster's cap on parameters (GPU clusters are checked by the memory planner, `check_plan`)."""
+    if cfg.cluster.get("max_params_b") is None:
+        return
     params, limit = float(cfg.model.params_b), float(cfg.cluster.max_params_b)
     if params > limit:
         raise ConfigError(
@@ -124,13 +174,192 @@ def check_validation(cfg: DictConfig) -> None:
         raise ConfigError(f"env.val_tasks_per_eval must be a positive number of tasks (got {per_eval!r}).")
 
 
+ATTENTION = ("sdpa", "flash_attention_2", "eager")
+
+
+def attention(cfg: DictConfig) -> str:
+    """The attention implementation verl will load the model with (verl's default: flash_attention_2,
+    verl/workers/config/model.py)."""
+    override = cfg.actor_rollout_ref.model.get("override_config") or {}
+    return str(override.get("attn_implementation", "flash_attention_2"))
+
+
+def check_attention(cfg: DictConfig) -> None:
+    """The attention backend exists and imports here, before Ray starts (verl would fail on model load)."""
+    impl, on_gpu = attention(cfg), cfg.trainer.device != "cpu"
+    if impl not in ATTENTION:
+        raise ConfigError(f"unknown cluster.attn_implementation={impl!r}; valid: {', '.join(ATTENTION)}.")
+    if impl == "flash_attention_2":
+        if not on_gpu:
+            raise ConfigError(
+                "attn_implementation=flash_attention_2 needs CUDA; use cluster.attn_implementation=sdpa."
+            )
+        try:
+            importlib.import_module("flash_attn")
+        except ImportError as err:
+            raise ConfigError(
+                f"attn_implementation=flash_attention_2 needs the flash-attn package, which does not import "
+                f"({err}); install it with `.venv/bin/pip install flash-attn --no-build-isolation` (it "
+                f"builds against your CUDA toolkit) or keep cluster.attn_implementation=sdpa."
+            ) from None
+    elif impl == "sdpa":
+        import torch
+
+        if not hasattr(torch.nn.functional, "scaled_dot_product_attention"):
+            raise ConfigError(f"torch {torch.__version__} has no SDPA; run `make install-gpu` (torch 2.11).")
+
+
+def check_parallelism(cfg: DictConfig) -> None:
+    """vLLM's tensor-parallel group must fit in a node and divide its GPUs (verl asserts it in a worker)."""
+    tp, gpus = int(cfg.actor_rollout_ref.rollout.tensor_model_parallel_size), int(cfg.trainer.n_gpus_per_node)
+    if tp < 1 or gpus % tp:
+        raise ConfigError(
+            f"actor_rollout_ref.rollout.tensor_model_parallel_size={tp} does not divide the {gpus} GPUs per "
+            f"node of cluster={cfg.cluster.name}; choose a divisor of {gpus}."
+        )
+
+
+def check_tokens(cfg: DictConfig) -> None:
+    """verl's dynamic batch sizes need every row to fit one micro-batch (it asserts so mid-run)."""
+    if not cfg.actor_rollout_ref.actor.get("use_dynamic_bsz", False):
+        return
+    longest = int(cfg.data.max_prompt_length) + int(cfg.data.max_response_length)
+    keys = (
+        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu",
+        "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu",
+        "critic.ppo_max_token_len_per_gpu",
+    )
+    for key in keys:
+        budget = OmegaConf.select(cfg, key)
+        if budget is not None and int(budget) < longest:
+            raise ConfigError(
+                f"{key}={budget} (cluster.tokens_per_gpu) is below the longest row, data.max_prompt_length "
+                f"{cfg.data.max_prompt_length} + data.max_response_length {cfg.data.max_response_length} = "
+                f"{longest} tokens; raise it to at least {longest}."
+            )
+
+
+def check_plan(cfg: DictConfig, pool_size: int | None = None):
+    """The memory planner (agent_rl.plan) on a GPU cluster: refuse what will not fit, in one sentence."""
+    from agent_rl import plan
+
+    if cfg.trainer.device == "cpu":
+        return None
+    result = plan.make_plan(plan.setup_from_config(cfg, pool_size))
+    refusal = plan.refusal(result)
+    if refusal:
+        raise ConfigError(refusal)
+    return result
+
+
+def check_environment_data(cfg: DictConfig) -> None:
+    """What an environment needs from this machine: a data folder its variable names (an ALFWORLD_DATA
+    without the game set would silently fall back to the six shipped games), Java for ScienceWorld."""
+    import shutil
+
+    name = cfg.env.name
+    if name == "alfworld" and os.environ.get("ALFWORLD_DATA"):
+        from agent_rl.envs.alfworld import SPLITS
+
+        root = Path(os.environ["ALFWORLD_DATA"]).expanduser() / "json_2.1.1"
+        if not any((root / split).is_dir() for split in SPLITS):
+            raise ConfigError(
+                f"ALFWORLD_DATA={os.environ['ALFWORLD_DATA']} holds no game set ({root}/<split> is missing); "
+                f"fetch it with `python scripts/prepare_alfworld.py` on a connected machine, or unset "
+                f"ALFWORLD_DATA to play the six shipped games."
+            )
+    if name == "webshop" and os.environ.get("WEBSHOP_DATA"):
+        from agent_rl.envs.webshop.catalog import CATALOGS, HUMAN_GOALS_FILE
+
+        catalog = str((cfg.env.get("env_kwargs") or {}).get("catalog", "small"))
+        folder = Path(os.environ["WEBSHOP_DATA"]).expanduser()
+        missing = [f for f in (*CATALOGS.get(catalog, ()), HUMAN_GOALS_FILE) if not (folder / f).is_file()]
+        if missing:
+            full = " --full" if catalog == "full" else ""
+            raise ConfigError(
+                f"WEBSHOP_DATA={folder} lacks {', '.join(missing)} (catalog={catalog}); fetch them with "
+                f"`python scripts/prepare_webshop.py {folder}{full}` on a connected machine, or unset "
+                f"WEBSHOP_DATA to use the shipped catalog."
+            )
+    if name == "scienceworld" and shutil.which("java") is None:
+        raise ConfigError(
+            "env=scienceworld runs its simulator in a JVM, and no `java` is on PATH; install a Java runtime "
+            "(`apt-get install default-jre-headless`, which `make install` and `make install-gpu` do)."
+        )
+
+
 def check(cfg: DictConfig, choices: dict[str, str | None]) -> None:
     check_choices(choices)
     check_algo(cfg)
     check_validation(cfg)
     check_method(cfg)
     check_fits(cfg)
+    check_parallelism(cfg)
+    check_tokens(cfg)
+    check_attention(cfg)
     check_rollout_backend(cfg)
+    check_environment_data(cfg)
+
+
+# Overrides that a relaunch of the same run may change: how long it trains, how often it validates and
+# saves, where it logs, how it joins Ray.
+RESUME_NEUTRAL = (
+    "trainer.total_training_steps",
+    "trainer.total_epochs",
+    "trainer.resume_mode",
+    "trainer.resume_from_path",
+    "trainer.test_freq",
+    "trainer.save_freq",
+    "trainer.val_before_train",
+    "trainer.max_actor_ckpt_to_keep",
+    "trainer.max_critic_ckpt_to_keep",
+    "trainer.logger",
+    "logger",
+    "dry_run",
+    "ray_kwargs",
+    "hydra",
+)
+LAUNCH_RECORD = "launch.yaml"
+
+
+def run_settings(overrides: list[str]) -> list[str]:
+    """The command-line overrides that define a run (sorted), leaving out the `RESUME_NEUTRAL` ones."""
+    out = []
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if not any(key == k or key.startswith(k + ".") for k in RESUME_NEUTRAL):
+            out.append(override.lstrip("+~"))
+    return sorted(out)
+
+
+def latest_checkpoint(cfg: DictConfig) -> int | None:
+    """The step verl's resume_mode=auto would resume from (its tracker file), or None."""
+    tracker = Path(str(cfg.trainer.default_local_dir)) / "latest_checkpointed_iteration.txt"
+    return int(tracker.read_text().strip()) if tracker.exists() else None
+
+
+def check_run_folder(cfg: DictConfig, out_dir: Path, overrides: list[str]) -> None:
+    """A run folder is keyed by run_name, so a relaunch resumes; a run with the same name but other
+    settings (a sweep over a value the name leaves out) must not resume someone else's checkpoints."""
+    record = out_dir / LAUNCH_RECORD
+    step = latest_checkpoint(cfg)
+    if cfg.trainer.resume_mode != "auto" or step is None or not record.exists():
+        return
+    before = (yaml.safe_load(record.read_text()) or {}).get("settings", [])
+    now = run_settings(overrides)
+    if before != now:
+        changes = ", ".join(
+            [f"now {o}" for o in now if o not in before] + [f"then {o}" for o in before if o not in now]
+        )
+        raise ConfigError(
+            f"{out_dir} holds run {cfg.run_name} at step {step}, launched with other settings ({changes}); "
+            f"relaunch it with its own command to resume it, give this run its own run_name=..., or start "
+            f"it afresh with trainer.resume_mode=disable."
+        )
+
+
+def record_launch(out_dir: Path, overrides: list[str]) -> None:
+    (out_dir / LAUNCH_RECORD).write_text(yaml.safe_dump({"settings": run_settings(overrides)}))
 
 
 def _runtime_env_vars(cfg: DictConfig) -> dict[str, str]:
@@ -147,10 +376,11 @@ def _runtime_env_vars(cfg: DictConfig) -> dict[str, str]:
         "WANDB_JOB_TYPE",
         "VERL_FILE_LOGGER_PATH",
         "RAY_AUTH_MODE",
-        "AGENT_RL_CACHE",
+        *DATA_VARIABLES,
     ):
         if key in os.environ:
             env[key] = os.environ[key]
+    env.update({k: v for k, v in os.environ.items() if k.startswith(DATA_PREFIXES)})
     return env
 
 
@@ -210,6 +440,42 @@ def _setup_wandb(cfg: DictConfig, out_dir: Path) -> None:
     os.environ["WANDB_JOB_TYPE"] = "eval" if cfg.trainer.get("val_only", False) else "train"
 
 
+def _free_name(path: Path) -> Path:
+    """``metrics.1.jsonl``, ``metrics.2.jsonl``, ...: the first that does not exist."""
+    k = 1
+    while path.with_suffix(f".{k}{path.suffix}").exists():
+        k += 1
+    return path.with_suffix(f".{k}{path.suffix}")
+
+
+def _prepare_pools(cfg: DictConfig) -> None:
+    """``env.pool_size: auto`` -> environments for every episode an agent-loop worker runs at once, and
+    ``env.expected_tasks``: the task counts the env actors check themselves against (agent_rl.envs.pool)."""
+    from agent_rl.envs.pool import auto_pool_size, expected_task_counts
+
+    if cfg.env.get("pool_size", "auto") == "auto":
+        rollout = cfg.actor_rollout_ref.rollout
+        val_tasks = _rows(cfg.data.val_files)
+        if cfg.env.get("val_protocol", "fixed") == "epo":
+            val_tasks = min(val_tasks, int(cfg.env.val_tasks_per_eval))
+        cfg.env.pool_size = auto_pool_size(
+            int(cfg.data.train_batch_size),
+            int(rollout.n),
+            val_tasks,
+            int(rollout.val_kwargs.n),
+            int(rollout.agent.num_workers),
+        )
+    counts = expected_task_counts(OmegaConf.to_container(cfg.env, resolve=True))
+    cfg.env.expected_tasks = counts
+
+
+def _rows(files: str | list[str]) -> int:
+    import pyarrow.parquet as pq
+
+    paths = [files] if isinstance(files, str) else list(files)
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
+
+
 def prepare(cfg: DictConfig, out_dir: Path) -> None:
     """Fill in what is built at launch: the tiny model, the task tables, env vars for every process."""
     from agent_rl import data
@@ -226,14 +492,25 @@ def prepare(cfg: DictConfig, out_dir: Path) -> None:
         agent_cfg = cfg.actor_rollout_ref.rollout.agent
         if agent_cfg.agent_loop_config_path == "auto":
             agent_cfg.agent_loop_config_path = str(Path(__file__).parent / "rollout" / "agent_loops.yaml")
+        rollout = cfg.actor_rollout_ref.rollout
+        if rollout.get("max_model_len") is None:  # vLLM's context: the step prompt plus its response
+            rollout.max_model_len = int(cfg.data.max_prompt_length) + int(cfg.data.max_response_length)
+        if cfg.env.name != "arith":
+            _prepare_pools(cfg)
         _setup_wandb(cfg, out_dir)
         if "file" in cfg.trainer.logger:
-            os.environ["VERL_FILE_LOGGER_PATH"] = str(out_dir / "metrics.jsonl")
+            metrics = out_dir / "metrics.jsonl"
+            if metrics.exists() and not cfg.dry_run:  # verl truncates it; a relaunch keeps the earlier one
+                metrics.rename(_free_name(metrics))
+            os.environ["VERL_FILE_LOGGER_PATH"] = str(metrics)
+        if not cfg.cluster.platform and os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu":
+            os.environ.pop("VERL_PLATFORM")  # only cluster=cpu runs on the CPU platform
         env_vars = _runtime_env_vars(cfg)
         os.environ.update(env_vars)
         if cfg.cluster.platform == "cpu":
-            # verl (imported by Hydra for its config) loaded our plugin before VERL_PLATFORM was set.
-            importlib.import_module("agent_rl.platform.cpu")
+            # verl (imported by Hydra for its config) loaded our plugin before VERL_PLATFORM was set, and an
+            # earlier job of a multirun may have switched the platform off (reset_environment).
+            importlib.import_module("agent_rl.platform.cpu").activate()
         runtime_env = cfg.ray_kwargs.ray_init.setdefault("runtime_env", {})
         existing = runtime_env.get("env_vars")
         existing = OmegaConf.to_container(existing, resolve=True) if existing is not None else {}
@@ -247,15 +524,63 @@ def prepare(cfg: DictConfig, out_dir: Path) -> None:
             ray_init._temp_dir = os.environ["RAY_TMPDIR"]
 
 
+def is_local_model(path: str) -> bool:
+    """The model is a folder here, or in the Hugging Face cache (nothing to download)."""
+    if Path(path).is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(path, "config.json"), str)
+    except Exception:  # noqa: BLE001 - not a hub id either
+        return False
+
+
 def validate(cfg: DictConfig) -> None:
-    """Resolve the config in the driver (Hydra's resolvers exist only here) and run verl's own checks."""
+    """Resolve the config in the driver (Hydra's resolvers exist only here) and run verl's own checks.
+
+    verl's check builds the critic's model config, which reads the model (a download for a hub id); a dry
+    run of a model that is not here checks the critic's settings without it, as a launch would with it."""
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import validate_config
+    from verl.utils.config import omega_conf_to_dataclass, validate_config
     from verl.utils.device import auto_set_device
 
     OmegaConf.resolve(cfg)
     auto_set_device(cfg)
-    validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    critic = need_critic(cfg)
+    offline = bool(cfg.dry_run) and critic and not is_local_model(str(cfg.critic.model.path))
+    validate_config(
+        config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=critic and not offline
+    )
+    if offline:
+        settings = OmegaConf.to_container(cfg.critic, resolve=True)
+        settings.pop("model")
+        omega_conf_to_dataclass(OmegaConf.create(settings)).validate(
+            int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes), int(cfg.data.train_batch_size)
+        )
+
+
+def describe(cfg: DictConfig, plan) -> list[str]:
+    """What a dry run prints besides 'config valid': the platform the workers will get, the attention,
+    the environment pools, and the memory plan of a GPU cluster."""
+    platform = os.environ.get("VERL_PLATFORM")
+    lines = [
+        f"platform: {platform} (VERL_PLATFORM={platform})"
+        if platform
+        else "platform: detected by verl in each worker (VERL_PLATFORM unset)",
+        f"attention: {attention(cfg)}; vLLM max_model_len {cfg.actor_rollout_ref.rollout.max_model_len}",
+    ]
+    if cfg.env.name != "arith":
+        workers = int(cfg.actor_rollout_ref.rollout.agent.num_workers)
+        expected = dict(cfg.env.expected_tasks) if cfg.env.expected_tasks else "no (explicit specs)"
+        lines.append(
+            f"environments: {cfg.env.pool_size} per agent-loop worker x {workers} workers; tasks checked in "
+            f"every env actor: {expected}"
+        )
+    lines += (
+        plan.lines() if plan is not None else ["memory plan: none on the CPU cluster (cluster.max_params_b)"]
+    )
+    return lines
 
 
 def run(cfg: DictConfig) -> None:
@@ -275,8 +600,10 @@ def run(cfg: DictConfig) -> None:
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    reset_environment()
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
+    overrides = list(hydra_cfg.overrides.task)
     try:
         if cfg.get("checkpoint") is not None:
             raise ConfigError(
@@ -284,19 +611,26 @@ def main(cfg: DictConfig) -> None:
                 "trainer.resume_mode=resume_path trainer.resume_from_path=<.../global_step_N>."
             )
         check(cfg, dict(hydra_cfg.runtime.choices))
+        check_run_folder(cfg, out_dir, overrides)
+        prepare(cfg, out_dir)
+        plan = check_plan(cfg)
     except ConfigError as err:
         print(f"agent-rl: {err}", file=sys.stderr)
         sys.exit(2)
-    prepare(cfg, out_dir)
     validate(cfg)
     if cfg.dry_run:
         print(
             f"[agent_rl] dry run {cfg.run_name}: config valid, model and data ready; "
             f"resolved config in {out_dir}"
         )
+        for line in describe(cfg, plan):
+            print(f"[agent_rl] {line}")
         OmegaConf.save(cfg, out_dir / "resolved_config.yaml")
         return
-    print(f"[agent_rl] run {cfg.run_name}: outputs in {out_dir}")
+    step = latest_checkpoint(cfg) if cfg.trainer.resume_mode == "auto" else None
+    record_launch(out_dir, overrides)
+    resumed = f"; resuming from step {step}" if step is not None else ""
+    print(f"[agent_rl] run {cfg.run_name}: outputs in {out_dir}{resumed}")
     run(cfg)
     print(f"[agent_rl] done: config and logs in {out_dir}; checkpoints in {cfg.trainer.default_local_dir}")
     if "file" in cfg.trainer.logger:

@@ -169,6 +169,28 @@ def validation_draw(num_tasks: int, per_eval: int, seed: int, step: int) -> list
     return sorted(rng.sample(range(num_tasks), min(per_eval, num_tasks)))
 
 
+def check_env_actor(config) -> None:
+    """Start one environment actor the way the agent-loop workers do and let it count its tasks against
+    the driver's (agent_rl.envs.pool): a node without ALFWORLD_DATA would otherwise play the shipped games
+    in place of the real ones, and verl turns an agent loop's error into a dropped group, not a stop."""
+    env_cfg = config.get("env") or {}
+    if not env_cfg.get("expected_tasks"):
+        return
+    import asyncio
+
+    from agent_rl.envs.pool import EnvPool
+
+    async def start_one():
+        kwargs = dict(env_cfg.get("env_kwargs") or {})
+        pool = EnvPool(env_cfg.name, size=1, env_kwargs=kwargs, expected_tasks=dict(env_cfg.expected_tasks))
+        try:
+            await pool.start(1)
+        finally:
+            await pool.shutdown()
+
+    asyncio.run(start_one())
+
+
 class AgentTrainer(PPOTrainerSync):
     """`PPOTrainerSync` whose advantage step knows trajectories, turns and invalid actions."""
 
@@ -301,6 +323,7 @@ class AgentTrainer(PPOTrainerSync):
 
     def on_init_end(self):
         super().on_init_end()
+        check_env_actor(self.config)
         if self.method_name == "spear":
             from verl.utils.config import omega_conf_to_dataclass
 

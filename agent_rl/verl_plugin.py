@@ -28,6 +28,42 @@ def _load() -> None:
     # still half-initialised.
     if os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu":
         importlib.import_module("agent_rl.platform.cpu")
+    _value_model_attention()
+
+
+def _value_model_attention() -> None:
+    """PPO's critic loads with the attention the config chose, not always flash_attention_2.
+
+    verl 0.9.1 builds the critic with ``load_valuehead_model`` (verl/utils/model.py), which passes
+    ``attn_implementation="flash_attention_2"`` to ``from_pretrained`` whatever the model config says;
+    without the flash-attn package (agent_rl's GPU clusters use SDPA, the CPU cluster has no CUDA) that
+    raises ImportError. The actor's path reads ``override_config.attn_implementation`` into the HF config
+    (verl/workers/config/model.py), so the critic's config carries the choice as ``_attn_implementation``:
+    this wrapper loads the token-classification value model with it and leaves every other case to verl.
+    The engine imports the function at call time (transformer_impl.py ``_build_module``), so replacing the
+    module attribute is enough."""
+    from verl.utils import model as verl_model
+
+    original = verl_model.load_valuehead_model
+    if getattr(original, "_agent_rl", False):
+        return
+
+    def load_valuehead_model(local_path, torch_dtype, model_config, trust_remote_code):
+        attn = getattr(model_config, "_attn_implementation", None)
+        if attn in (None, "flash_attention_2"):
+            return original(local_path, torch_dtype, model_config, trust_remote_code)
+        from transformers import AutoModelForTokenClassification
+
+        return AutoModelForTokenClassification.from_pretrained(
+            pretrained_model_name_or_path=local_path,
+            torch_dtype=torch_dtype,
+            config=model_config,
+            attn_implementation=attn,
+            trust_remote_code=trust_remote_code,
+        )
+
+    load_valuehead_model._agent_rl = True
+    verl_model.load_valuehead_model = load_valuehead_model
 
 
 try:

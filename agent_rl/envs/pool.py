@@ -26,6 +26,12 @@ returns a terminal result whose ``info`` has ``env_failed=True`` (reward 0,
 ``raise_on_failure`` is set. A spec the env rejects (ValueError, KeyError,
 IndexError, TypeError from ``reset``) fails at once, without restarts, as
 ``spec_errors``.
+
+Same tasks everywhere. The driver builds the task tables from the games it finds (``$ALFWORLD_DATA``,
+``$WEBSHOP_DATA``); an actor on a node where those differ would map a task id onto another game (ALFWorld
+takes ``task_id % len(games)``). Given ``expected_tasks`` (split -> count, `expected_task_counts` in the
+driver), every actor counts the tasks it sees when it starts, and the pool raises `TaskCountMismatch`
+instead of leasing it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -52,17 +59,87 @@ class EnvFailed(RuntimeError):
     """Raised (only with ``raise_on_failure``) when an episode is given up."""
 
 
+class TaskCountMismatch(RuntimeError):
+    """An environment actor sees another task set than the driver built its task tables from."""
+
+
+# Where each environment finds the data its task count depends on (ScienceWorld's tasks are explicit).
+DATA_VARIABLES = {"alfworld": "ALFWORLD_DATA", "webshop": "WEBSHOP_DATA"}
+
+
+def task_count(env: Any, split: str) -> int | None:
+    """Tasks of ``split`` as ``env`` sees them in this process, where a task id indexes data found at run
+    time (ALFWorld's sorted game list, WebShop's goal list); None where specs name the task itself
+    (ScienceWorld's task + variation)."""
+    if env.name == "alfworld":
+        return len(env.games(split))
+    if env.name == "webshop":
+        return len(env.world.split(split, env.num_test_goals))
+    return None
+
+
+def expected_task_counts(env_cfg: dict[str, Any]) -> dict[str, int] | None:
+    """The driver's side of `task_count`: tasks per split (``train_split`` and ``val_split``) as the task
+    tables index them (agent_rl.data), or None for an environment without data-dependent task ids."""
+    name = env_cfg.get("name")
+    splits = {env_cfg[key] for key in ("train_split", "val_split") if env_cfg.get(key)}
+    if name == "alfworld":
+        from agent_rl.envs import alfworld
+
+        return {s: len(alfworld.list_games(str(alfworld.default_data_dir()), s)) for s in sorted(splits)}
+    if name == "webshop":
+        from agent_rl.data import webshop_specs
+
+        kwargs = dict(env_cfg.get("env_kwargs") or {})
+        return {s: len(webshop_specs(s, kwargs)) for s in sorted(splits)}
+    return None
+
+
+def episodes_per_worker(tasks: int, n: int, workers: int) -> int:
+    """Episodes one agent-loop worker runs at once for a batch of ``tasks`` tasks, each played ``n``
+    times: verl splits every dispatched batch into one chunk per worker (``prompts.chunk(num_workers)``,
+    verl/trainer/ppo/v1/agent_loop_tq.py) and the worker starts all sessions of its chunk together."""
+    return math.ceil(tasks / max(workers, 1)) * n if tasks > 0 else 0
+
+
+def auto_pool_size(train_tasks: int, n: int, val_tasks: int, val_n: int, workers: int) -> int:
+    """Environments per agent-loop worker for all the episodes it runs at once, in training or in
+    validation (whichever is larger), so that no episode waits for an environment."""
+    return max(
+        episodes_per_worker(train_tasks, n, workers), episodes_per_worker(val_tasks, val_n, workers), 1
+    )
+
+
 class _EnvActor:
     """Holds one environment inside a Ray actor process."""
 
-    def __init__(self, env_name: str, env_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, env_name: str, env_kwargs: dict[str, Any], expected_tasks: dict[str, int] | None = None
+    ) -> None:
         from agent_rl.envs.registry import make_env
 
         self.env = make_env(env_name, **env_kwargs)
+        self.task_error = self._check_tasks(env_name, expected_tasks or {})
 
-    def pids(self) -> dict[str, int | None]:
-        """This actor's pid and, for JVM-backed envs, the JVM's pid."""
-        return {"actor": os.getpid(), "jvm": getattr(self.env, "jvm_pid", None)}
+    def _check_tasks(self, env_name: str, expected: dict[str, int]) -> str | None:
+        for split, count in expected.items():
+            seen = task_count(self.env, split)
+            if seen is not None and seen != count:
+                var = DATA_VARIABLES.get(env_name, "")
+                return (
+                    f"{env_name} split {split!r}: an environment actor on {os.uname().nodename} sees "
+                    f"{seen} tasks where the driver built its task table from {count} "
+                    f"({var}={os.environ.get(var)!r} here); give every node the same {var} and data folder."
+                )
+        return None
+
+    def pids(self) -> dict[str, Any]:
+        """This actor's pid, for JVM-backed envs the JVM's pid, and the task-count check's error."""
+        return {
+            "actor": os.getpid(),
+            "jvm": getattr(self.env, "jvm_pid", None),
+            "task_error": self.task_error,
+        }
 
     def reset(self, spec: dict[str, Any]) -> tuple[str, Info]:
         return self.env.reset(spec)
@@ -208,6 +285,8 @@ class EnvPool:
         actor_options: Ray actor options; default ``{"num_cpus": 0}`` so env actors never hold
             CPUs that the trainer's placement groups need.
         raise_on_failure: raise `EnvFailed` instead of returning a terminal ``env_failed`` result.
+        expected_tasks: split -> task count the driver saw (`expected_task_counts`); an actor that sees
+            another count is killed and `TaskCountMismatch` raised.
     """
 
     def __init__(
@@ -220,6 +299,7 @@ class EnvPool:
         call_timeout_s: float | None = 300.0,
         actor_options: dict[str, Any] | None = None,
         raise_on_failure: bool = False,
+        expected_tasks: dict[str, int] | None = None,
     ) -> None:
         from agent_rl.envs.registry import ENVS
 
@@ -233,6 +313,7 @@ class EnvPool:
         self.max_retries = max_retries
         self.call_timeout_s = call_timeout_s
         self.raise_on_failure = raise_on_failure
+        self.expected_tasks = dict(expected_tasks) if expected_tasks else None
         options = {"num_cpus": 0, **(actor_options or {})}
         options.update(max_restarts=0, max_task_retries=0)
         self._actor_cls = ray.remote(_EnvActor).options(**options)
@@ -331,12 +412,15 @@ class EnvPool:
     async def _new_slot(self) -> _Slot:
         self._creating += 1
         try:
-            slot = _Slot(self._actor_cls.remote(self.env_name, self.env_kwargs))
+            slot = _Slot(self._actor_cls.remote(self.env_name, self.env_kwargs, self.expected_tasks))
             try:
-                await self._await(slot.actor.pids.remote(), self.call_timeout_s)
+                started = await self._await(slot.actor.pids.remote(), self.call_timeout_s)
             except BaseException:
                 ray.kill(slot.actor, no_restart=True)
                 raise
+            if started.get("task_error"):
+                await self._kill(slot)
+                raise TaskCountMismatch(started["task_error"])
         finally:
             self._creating -= 1
         if self._closed:

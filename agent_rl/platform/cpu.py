@@ -188,6 +188,9 @@ def _unpinned(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
     return self
 
 
+_PIN_MEMORY = torch.Tensor.pin_memory
+
+
 def activate() -> None:
     """Apply the CPU workarounds in this process (idempotent). Runs when this module is imported with
     VERL_PLATFORM=cpu, which agent_rl.verl_plugin does at ``import verl``."""
@@ -206,6 +209,20 @@ def activate() -> None:
     # itself; only then is the GEMM dispatch patched (importing vllm elsewhere costs seconds).
     if "vllm" in sys.modules:
         _patch_vllm_gemm()
+
+
+def deactivate() -> None:
+    """Undo `activate` in this process: the next job of a multirun (agent_rl.train.reset_environment) may
+    run on a GPU cluster. Clears verl's cached platform if it is this one, so that verl detects anew."""
+    torch.Tensor.pin_memory = _PIN_MEMORY
+    from verl.plugin.platform import platform_manager
+    from verl.utils import distributed
+
+    init_fn = distributed.initialize_global_process_group_ray
+    if getattr(init_fn, "_agent_rl_gloo", False):
+        distributed.initialize_global_process_group_ray = init_fn.__wrapped__
+    if isinstance(platform_manager._current_platform, PlatformCPU):
+        platform_manager._current_platform = None
 
 
 if is_active():

@@ -30,7 +30,7 @@ from uuid import uuid4
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput
 
-from agent_rl.envs.pool import EnvPool
+from agent_rl.envs.pool import EnvPool, auto_pool_size
 from agent_rl.rollout.parsing import parse_action
 from agent_rl.rollout.prompts import build_prompt
 
@@ -43,15 +43,23 @@ AGENT_NAME = "agent_rl_env"
 _POOLS: dict[tuple, EnvPool] = {}
 
 
-def _pool_for(env_cfg: dict[str, Any]) -> EnvPool:
+def _pool_for(env_cfg: dict[str, Any], config: Any) -> EnvPool:
     kwargs = dict(env_cfg.get("env_kwargs") or {})
     key = (env_cfg["name"], repr(sorted(kwargs.items())), asyncio.get_running_loop())
     if key not in _POOLS:
+        size = env_cfg.get("pool_size", "auto")
+        if size == "auto":  # agent-rl resolves it at launch; a config composed elsewhere sizes for training
+            rollout = config.actor_rollout_ref.rollout
+            size = auto_pool_size(
+                int(config.data.train_batch_size), int(rollout.n), 0, 0, rollout.agent.num_workers
+            )
+        expected = env_cfg.get("expected_tasks")
         _POOLS[key] = EnvPool(
             env_cfg["name"],
-            size=int(env_cfg.get("pool_size", 4)),
+            size=int(size),
             env_kwargs=kwargs,
             max_retries=int(env_cfg.get("max_env_retries", 2)),
+            expected_tasks=dict(expected) if expected else None,
         )
     return _POOLS[key]
 
@@ -73,7 +81,7 @@ class EnvAgentLoop(AgentLoopBase):
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> list[AgentLoopOutput]:
         spec = json.loads(kwargs["env_spec"])
         trajectory_id = f"{kwargs['uid']}_{kwargs.get('session_id', 0)}"
-        pool = _pool_for(self.env_cfg)
+        pool = _pool_for(self.env_cfg, self.config)
         steps: list[dict[str, Any]] = []
         history: list[tuple[str, str]] = []
         done, won, score, env_failed = False, False, 0.0, False

@@ -71,16 +71,18 @@ def run_agent_rl(
     ray_address: str | None = None,
     timeout: int = 1200,
     module: str = "agent_rl.train",
+    cwd: Path | None = None,
 ) -> dict:
     """Run `agent-rl` (or another entry point of ours, e.g. ``agent_rl.evaluate``) into ``out``; return its
-    stdout, stderr and the per-step metrics it logged."""
+    stdout, stderr and the per-step metrics it logged. With ``cwd``, the run folder is agent-rl's own
+    (``outputs/<run_name>`` under ``cwd``), and ``out`` says where that is."""
     env = dict(os.environ)
     env.pop("WANDB_API_KEY", None)
     env.pop("WANDB_MODE", None)  # agent-rl itself must choose offline when there is no key
-    cmd = [sys.executable, "-m", module, f"hydra.run.dir={out}", *overrides]
+    cmd = [sys.executable, "-m", module, *([] if cwd else [f"hydra.run.dir={out}"]), *overrides]
     if ray_address:
         cmd.append(f"++ray_kwargs.ray_init.address={ray_address}")
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
     steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return {"out": out, "stdout": proc.stdout, "stderr": proc.stderr, "steps": steps}

@@ -12,7 +12,8 @@ Runs (steps trained) and what each checks:
 - ScienceWorld with DAPO, WebShop with DAPO + SPEAR (1): the environments, DAPO's dynamic sampling;
 - DAPO with EMPG, AEM, EPO (1): each method on DAPO, DAPO's sampling rule;
 - SPEAR and EPO, each trained 1 step then resumed for 1: method state in checkpoints, replay, Clip-Cov,
-  EPO's history;
+  EPO's history; EPO resumes by relaunching the same command (its run folder, outputs/<run_name>);
+- AEM (DAPO, WebShop) trains LoRA adapters (model.lora_rank=8): verl's LoRA on the CPU;
 - the sweep `-m method=empg,aem` (GRPO; 1 + validation each): EMPG and AEM move the advantages, W&B names,
   tags and media, EPO's validation protocol, the table builder.
 """
@@ -225,15 +226,18 @@ def test_environment_trains(env, method, penalty, tmp_path, ray_address):
 
 # DAPO with the remaining methods (none and spear are in test_environment_trains; GRPO with EMPG and AEM in
 # the sweep at the end).
+# AEM trains LoRA adapters (model.lora_rank=8) instead of the whole model: AEM's checks concern the
+# advantages, which LoRA leaves as they are, and the run also shows verl's LoRA end to end on the CPU (the
+# reference is the base model, vLLM serves base + adapters, the adapters are saved with the checkpoint).
 @pytest.mark.parametrize(
-    ("method", "env", "penalty", "expected"),
+    ("method", "env", "penalty", "expected", "lora"),
     [
-        ("empg", "alfworld", False, ("method/empg/g/mean", "method/empg/adv_change_abs_mean")),
-        ("aem", "webshop", True, ("method/aem/alpha/mean", "method/aem/adv_change_abs_mean")),
-        ("epo", "alfworld", True, ("actor/epo_regularizer", "actor/epo/entropy")),
+        ("empg", "alfworld", False, ("method/empg/g/mean", "method/empg/adv_change_abs_mean"), False),
+        ("aem", "webshop", True, ("method/aem/alpha/mean", "method/aem/adv_change_abs_mean"), True),
+        ("epo", "alfworld", True, ("actor/epo_regularizer", "actor/epo/entropy"), False),
     ],
 )
-def test_dapo_trains_with_every_method(method, env, penalty, expected, tmp_path, ray_address):
+def test_dapo_trains_with_every_method(method, env, penalty, expected, lora, tmp_path, ray_address):
     run = run_agent_rl(
         tmp_path,
         "algo=dapo",
@@ -241,7 +245,7 @@ def test_dapo_trains_with_every_method(method, env, penalty, expected, tmp_path,
         f"env={env}",
         "logger=console",
         "trainer.total_training_steps=1",
-        *NO_EXTRAS,
+        *(("model.lora_rank=8", NO_VALIDATION) if lora else NO_EXTRAS),
         *(() if penalty else (NO_PENALTY,)),
         ray_address=ray_address,
     )
@@ -254,6 +258,14 @@ def test_dapo_trains_with_every_method(method, env, penalty, expected, tmp_path,
             assert data[f"method/{method}/adv_change_abs_mean"] > 0
         if method == "epo":
             assert data["actor/epo_regularizer"] != 0.0
+    if lora:
+        import json
+
+        # vLLM generated with the weights the actor scores with: the LoRA sync reached it
+        assert run["steps"][0]["data"]["training/rollout_actor_probs_pearson_corr"] > 0.999
+        assert run["steps"][0]["data"]["actor/grad_norm"] > 0
+        meta = tmp_path / "checkpoints" / "global_step_1" / "actor" / "lora_train_meta.json"
+        assert json.loads(meta.read_text())["r"] == 8
 
 
 def test_spear_replays_and_its_buffer_survives_a_resume(tmp_path, ray_address):
@@ -312,19 +324,18 @@ def test_spear_replays_and_its_buffer_survives_a_resume(tmp_path, ray_address):
 
 def test_epo_trains_and_its_history_survives_a_resume(tmp_path, ray_address):
     """EPO's loss runs on the live entropy; its entropy history is saved with the step-1 checkpoint and
-    restored when training resumes, which then continues at step 2 with that history as reference."""
+    restored when training resumes, which then continues at step 2 with that history as reference.
+
+    The resume is a relaunch of the same command (only the length differs: 1 step, then 2), as after a
+    SLURM requeue: the run folder is agent-rl's own, outputs/<run_name>, which holds the checkpoints, so
+    verl's resume_mode=auto finds them."""
     import json
 
-    checkpoints = tmp_path / "checkpoints"
-    common = (
-        "method=epo",
-        "logger=console",
-        NO_VALIDATION,
-        f"trainer.default_local_dir={checkpoints}",
-        "trainer.save_freq=1",
-    )
+    run_folder = tmp_path / "outputs" / "alfworld-grpo-epo-tiny-s0"
+    checkpoints = run_folder / "checkpoints"
+    common = ("method=epo", "logger=console", NO_VALIDATION, "trainer.save_freq=1")
     first = run_agent_rl(
-        tmp_path / "first", *common, "trainer.total_training_steps=1", ray_address=ray_address
+        run_folder, *common, "trainer.total_training_steps=1", ray_address=ray_address, cwd=tmp_path
     )
     assert [s["step"] for s in first["steps"]] == [1]
     step1 = first["steps"][0]["data"]
@@ -337,9 +348,14 @@ def test_epo_trains_and_its_history_survives_a_resume(tmp_path, ray_address):
     assert saved["method"] == "epo" and len(saved["epo_history"]["step_means"]) == 1
 
     second = run_agent_rl(
-        tmp_path / "second", *common, "trainer.total_training_steps=2", ray_address=ray_address
+        run_folder, *common, "trainer.total_training_steps=2", ray_address=ray_address, cwd=tmp_path
     )
+    assert "resuming from step 1" in second["stdout"]
     assert [s["step"] for s in second["steps"]] == [2]  # resumed, not restarted
+    # the first launch's metrics are kept beside the second's
+    assert [
+        json.loads(line)["step"] for line in (run_folder / "metrics.1.jsonl").read_text().splitlines()
+    ] == [1]
     step2 = second["steps"][0]["data"]
     assert step2["method/epo/history_steps"] == 1.0
     assert step2["method/epo/reference_mean"] == pytest.approx(

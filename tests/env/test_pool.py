@@ -165,3 +165,28 @@ def test_pool_works_inside_an_async_ray_actor(ray_local):
     won, steps = ray_local.get(worker.run.remote(0, expert_plan(0)), timeout=120)
     ray_local.kill(worker)
     assert won and steps == len(expert_plan(0))
+
+
+def test_an_actor_that_sees_other_tasks_than_the_driver_is_refused(ray_local):
+    """The driver counted 3,553 ALFWorld train games (the full set); an actor that finds only the six
+    shipped games (no ALFWORLD_DATA on its node) is killed and the pool raises, naming the variable."""
+    from agent_rl.envs.pool import TaskCountMismatch, expected_task_counts
+
+    assert expected_task_counts({"name": "alfworld", "train_split": "train", "val_split": "valid_seen"}) == {
+        "train": len(GAMES),
+        "valid_seen": len(GAMES),
+    }
+
+    async def main(expected):
+        pool = EnvPool("alfworld", size=1, expected_tasks=expected)
+        try:
+            await pool.start()
+            return len(pool)
+        finally:
+            await pool.shutdown()
+
+    assert asyncio.run(main({"train": len(GAMES)})) == 1
+    with pytest.raises(
+        TaskCountMismatch, match=r"sees 6 tasks where the driver built its task table from 3553"
+    ):
+        asyncio.run(main({"train": 3553}))

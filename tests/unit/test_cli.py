@@ -91,3 +91,28 @@ def test_dry_run_passes_verls_own_validation_on_cpu(tmp_path, algo):
     out = agent_rl(tmp_path, f"algo={algo}", "dry_run=true", "logger=console")
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"dry run alfworld-{algo}-none-tiny-s0: config valid" in out.stdout
+
+
+def test_a_multirun_leaks_no_platform_from_a_cpu_job_into_a_gpu_job(tmp_path):
+    """`-m cluster=cpu,8gpu`: the CPU job sets VERL_PLATFORM=cpu (for its Ray workers, which inherit this
+    process's environment); the GPU job after it, in the same process, starts from the launch environment."""
+    out = agent_rl(tmp_path, "-m", "cluster=cpu,8gpu", "dry_run=true", "logger=console")
+    assert out.returncode == 0, out.stderr[-3000:]
+    platforms = [line for line in out.stdout.splitlines() if line.startswith("[agent_rl] platform:")]
+    assert platforms == [
+        "[agent_rl] platform: cpu (VERL_PLATFORM=cpu)",
+        "[agent_rl] platform: detected by verl in each worker (VERL_PLATFORM unset)",
+    ]
+    gpu_job = (tmp_path / "sweep" / "1_alfworld-grpo-none-tiny-s0" / "resolved_config.yaml").read_text()
+    assert "VERL_PLATFORM" not in gpu_job and "device: cuda" in gpu_job
+    assert "[agent_rl] memory plan: model=tiny" in out.stdout  # the GPU job printed its plan
+    assert not ray_started(tmp_path)
+
+
+def test_7b_on_one_gpu_is_refused_in_one_sentence_before_ray(tmp_path):
+    out = agent_rl(tmp_path, "model=qwen2.5-7b", "cluster=1gpu")
+    assert out.returncode == 2
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("agent-rl: model=qwen2.5-7b does not fit cluster=1gpu: ")
+    assert lines[0].endswith("train LoRA adapters (model.lora_rank=64), which needs 72.6 GiB per GPU.")
+    assert not ray_started(tmp_path)

@@ -231,10 +231,15 @@ def test_verl_accepts_the_experiment(configs, name):
 
 def test_the_checks_above_can_fail(hydra_ctx):
     """verl refuses an ``actor.ppo_mini_batch_size`` larger than the task batch (counted in tasks), which is
-    why the papers' mini-batches are set in step rows (``algo.mini_batch_rows``)."""
+    why the papers' mini-batches are set in step rows (``algo.mini_batch_rows``). verl checks it for fixed
+    micro-batches only; the GPU clusters count micro-batches in tokens (use_dynamic_bsz)."""
     from verl.utils.config import validate_config
 
-    overrides = ["experiment=epo/alfworld-3b-grpo", "actor_rollout_ref.actor.ppo_mini_batch_size=256"]
+    overrides = [
+        "experiment=epo/alfworld-3b-grpo",
+        "actor_rollout_ref.actor.ppo_mini_batch_size=256",
+        "actor_rollout_ref.actor.use_dynamic_bsz=false",
+    ]
     cfg = compose("config", overrides=[*overrides, "trainer.default_local_dir=/ckpt"])
     with pytest.raises(ValueError, match=r"train_batch_size \(16\) must be >= actor.ppo_mini_batch_size"):
         validate_config(config=cfg, use_reference_policy=True, use_critic=False)

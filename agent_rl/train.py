@@ -46,11 +46,8 @@ def run_dir(root: str, run_name: str, checkpoint: str | None = None) -> str:
 OmegaConf.register_new_resolver("agent_rl_run_dir", run_dir, replace=True)
 
 
-# The variables a job sets for itself (prepare, _setup_wandb, agent_rl.platform.cpu.activate).
-JOB_VARIABLES = (
-    "VERL_PLATFORM",
-    "VERL_ENGINE_DEVICE",
-    "VERL_FILE_LOGGER_PATH",
+# W&B's variables, which a job sets for itself (_setup_wandb) and forwards to its Ray workers.
+WANDB_VARIABLES = (
     "WANDB_MODE",
     "WANDB_DIR",
     "WANDB_RUN_ID",
@@ -59,6 +56,8 @@ JOB_VARIABLES = (
     "WANDB_RUN_GROUP",
     "WANDB_JOB_TYPE",
 )
+# The variables a job sets for itself (prepare, _setup_wandb, agent_rl.platform.cpu.activate).
+JOB_VARIABLES = ("VERL_PLATFORM", "VERL_ENGINE_DEVICE", "VERL_FILE_LOGGER_PATH", *WANDB_VARIABLES)
 
 
 def reset_environment() -> None:
@@ -258,7 +257,12 @@ def check_environment_data(cfg: DictConfig) -> None:
     import shutil
 
     name = cfg.env.name
-    if name == "alfworld" and os.environ.get("ALFWORLD_DATA"):
+    # importing alfworld writes its default, ~/.cache/alfworld (created empty), into ALFWORLD_DATA; that one
+    # is not a folder the user chose, and without the game set it means the shipped games, as documented
+    chosen = os.environ.get("ALFWORLD_DATA")
+    if chosen and Path(chosen).expanduser() == Path("~/.cache/alfworld").expanduser():
+        chosen = None
+    if name == "alfworld" and chosen:
         from agent_rl.envs.alfworld import SPLITS
 
         root = Path(os.environ["ALFWORLD_DATA"]).expanduser() / "json_2.1.1"
@@ -366,18 +370,7 @@ def _runtime_env_vars(cfg: DictConfig) -> dict[str, str]:
     env: dict[str, str] = {}
     if cfg.cluster.platform:
         env["VERL_PLATFORM"] = str(cfg.cluster.platform)
-    for key in (
-        "WANDB_MODE",
-        "WANDB_DIR",
-        "WANDB_RUN_ID",
-        "WANDB_RESUME",
-        "WANDB_TAGS",
-        "WANDB_RUN_GROUP",
-        "WANDB_JOB_TYPE",
-        "VERL_FILE_LOGGER_PATH",
-        "RAY_AUTH_MODE",
-        *DATA_VARIABLES,
-    ):
+    for key in (*WANDB_VARIABLES, "VERL_FILE_LOGGER_PATH", "RAY_AUTH_MODE", *DATA_VARIABLES):
         if key in os.environ:
             env[key] = os.environ[key]
     env.update({k: v for k, v in os.environ.items() if k.startswith(DATA_PREFIXES)})

@@ -40,6 +40,9 @@ as its rollout gathers rows (before verl's ``balance_batch`` may reorder them); 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 
 from agent_rl.methods.turns import compact_ids
@@ -77,29 +80,64 @@ def _first_step_rows(traj_id: torch.Tensor, turn: torch.Tensor) -> torch.Tensor:
     return best % (len(turn) + 1)
 
 
-def group_entries(
-    outcome: torch.Tensor,
-    step_penalty: torch.Tensor,
-    traj_id: torch.Tensor,
-    group_id: torch.Tensor,
-    turn: torch.Tensor,
-    group_stats: str = "step_rows",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The entries :math:`E_g` the group statistics are taken over (module docstring).
+@dataclass(frozen=True)
+class StepRows:
+    """Per-row ids and rewards of a batch of step rows, as tensors ``(rows,)``."""
 
-    Returns ``values (E,)`` float64 and ``entry_group (E,)`` (the group of each entry, as in ``group_id``).
-    """
+    traj: torch.Tensor  # trajectory (any integers)
+    turn: torch.Tensor  # step index inside the trajectory
+    group: torch.Tensor  # rollout group (verl's uid)
+    outcome: torch.Tensor  # the trajectory's outcome reward R
+    penalty: torch.Tensor  # this step's invalid-action penalty
+
+    def __post_init__(self):
+        fields = (self.traj, self.turn, self.group, self.outcome, self.penalty)
+        if not (all(t.shape == self.outcome.shape for t in fields) and self.outcome.dim() == 1):
+            raise ValueError("traj, turn, group, outcome and penalty must all have shape (rows,)")
+
+    @classmethod
+    def from_fields(cls, extra: list[dict[str, Any]], uids: list[str], real: torch.Tensor) -> StepRows:
+        """From the rows' ``extra_fields`` (our agent loop's), verl's uids and which rows are real steps."""
+        # a padding row (verl copies row 0's fields into it) is a trajectory of its own
+        traj_keys = [
+            e.get("trajectory_id") if r else ("padding", i)
+            for i, (e, r) in enumerate(zip(extra, real.tolist(), strict=True))
+        ]
+        trajs = {t: i for i, t in enumerate(dict.fromkeys(traj_keys))}
+        groups = {u: i for i, u in enumerate(dict.fromkeys(uids))}
+        keep = real.float()
+        return cls(
+            traj=torch.tensor([trajs[t] for t in traj_keys], dtype=torch.long),
+            turn=torch.tensor([int(e.get("turn", 0)) for e in extra], dtype=torch.long),
+            group=torch.tensor([groups[u] for u in uids], dtype=torch.long),
+            outcome=torch.tensor([float(e.get("episode_return", 0.0)) for e in extra]) * keep,
+            penalty=torch.tensor([float(e.get("step_penalty", 0.0)) for e in extra]) * keep,
+        )
+
+
+def _check(group_stats: str) -> None:
     if group_stats not in GROUP_STATS:
         raise ValueError(f"unknown group_stats {group_stats!r}; valid: {', '.join(GROUP_STATS)}")
-    outcome = outcome.to(torch.float64)
+
+
+def group_entries(
+    rows: StepRows, group_stats: str = "step_rows"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The entries :math:`E_g` the group statistics are taken over (module docstring), and the value each
+    row is normalised with.
+
+    Returns ``values (E,)`` and ``entry_group (E,)`` (as in ``rows.group``), ``row_value (rows,)``; float64.
+    """
+    _check(group_stats)
+    outcome = rows.outcome.to(torch.float64)
     if group_stats == "trajectory":
-        returns, _, first_row = trajectory_returns(outcome, step_penalty, traj_id)
-        return returns, group_id[first_row]
-    scores = outcome - step_penalty.to(torch.float64)
+        returns, traj_index, first_row = trajectory_returns(outcome, rows.penalty, rows.traj)
+        return returns, rows.group[first_row], returns[traj_index]
+    scores = outcome - rows.penalty.to(torch.float64)
     if group_stats == "step_rows":
-        return scores, group_id
-    first = _first_step_rows(traj_id, turn)
-    return scores[first], group_id[first]
+        return scores, rows.group, scores
+    first = _first_step_rows(rows.traj, rows.turn)
+    return scores[first], rows.group[first], scores
 
 
 def group_mean_std(
@@ -114,77 +152,41 @@ def group_mean_std(
 
 
 def grpo_advantages(
-    outcome: torch.Tensor,
-    step_penalty: torch.Tensor,
-    traj_id: torch.Tensor,
-    group_id: torch.Tensor,
-    turn: torch.Tensor,
-    *,
-    group_stats: str = "step_rows",
-    norm_by_std: bool = True,
-    eps: float = 1e-6,
+    rows: StepRows, *, group_stats: str = "step_rows", norm_by_std: bool = True, eps: float = 1e-6
 ) -> torch.Tensor:
-    """GRPO advantage of each step row under ``group_stats`` (see module docstring).
-
-    Args:
-        outcome: ``(rows,)`` outcome reward R of the row's trajectory.
-        step_penalty: ``(rows,)`` penalty of this step (0 for a valid step).
-        traj_id: ``(rows,)`` trajectory of each row.
-        group_id: ``(rows,)`` rollout group of each row (equal within a trajectory).
-        turn: ``(rows,)`` step index of each row inside its trajectory.
-    Returns:
-        ``(rows,)`` float32 advantage per row.
-    """
-    tensors = (outcome, step_penalty, traj_id, group_id, turn)
-    if not (all(t.shape == outcome.shape for t in tensors) and outcome.dim() == 1):
-        raise ValueError("outcome, step_penalty, traj_id, group_id and turn must all have shape (rows,)")
-    if group_stats not in GROUP_STATS:
-        raise ValueError(f"unknown group_stats {group_stats!r}; valid: {', '.join(GROUP_STATS)}")
-    if outcome.numel() == 0:
-        return outcome.clone().float()
-    values, entry_group = group_entries(outcome, step_penalty, traj_id, group_id, turn, group_stats)
-    groups, num_groups = compact_ids(torch.cat([group_id, entry_group]))
-    row_group, entry_group = groups[: len(group_id)], groups[len(group_id) :]
+    """GRPO advantage of each step row under ``group_stats`` (see module docstring): ``(rows,)`` float32."""
+    _check(group_stats)
+    if rows.outcome.numel() == 0:
+        return rows.outcome.clone().float()
+    values, entry_group, row_value = group_entries(rows, group_stats)
+    groups, num_groups = compact_ids(torch.cat([rows.group, entry_group]))
+    row_group, entry_group = groups[: len(rows.group)], groups[len(rows.group) :]
     mean, std, count = group_mean_std(values, entry_group, num_groups)
-
-    if group_stats == "trajectory":
-        returns, traj_index, _ = trajectory_returns(outcome.to(torch.float64), step_penalty, traj_id)
-        centred = returns[traj_index] - mean[row_group]
-        singleton = count[row_group] < 2
-        adv = torch.where(singleton, torch.zeros_like(centred), centred)
-        if norm_by_std:
-            adv = torch.where(singleton, adv, adv / (std[row_group] + eps))
-        return adv.to(torch.float32)
-
-    singleton = count < 2  # verl-agent: mean 0, std 1
-    mean = torch.where(singleton, torch.zeros_like(mean), mean)
-    std = torch.where(singleton, torch.ones_like(std), std)
-    scores = outcome.to(torch.float64) - step_penalty.to(torch.float64)
-    adv = scores - mean[row_group]
+    singleton = count < 2
+    if group_stats == "trajectory":  # a lone trajectory gets 0
+        adv = torch.where(singleton[row_group], 0.0, row_value - mean[row_group])
+    else:  # verl-agent: a lone entry has mean 0 and std 1
+        adv = row_value - torch.where(singleton, 0.0, mean)[row_group]
+        std = torch.where(singleton, 1.0, std)
     if norm_by_std:
         adv = adv / (std[row_group] + eps)
     return adv.to(torch.float32)
 
 
-def groups_without_signal(
-    outcome: torch.Tensor,
-    step_penalty: torch.Tensor,
-    traj_id: torch.Tensor,
-    group_id: torch.Tensor,
-    turn: torch.Tensor,
-    group_stats: str = "step_rows",
-) -> torch.Tensor:
-    r"""The ``group_id`` values that DAPO's dynamic sampling drops, on the chosen statistics: groups with
+def groups_without_signal(rows: StepRows, group_stats: str = "step_rows") -> torch.Tensor:
+    r"""The ``rows.group`` values that DAPO's dynamic sampling drops, on the chosen statistics: groups with
     more than one entry, all equal (verl's rule, ``len > 1 and std == 0``), so that every GRPO advantage of
     the group is 0. Returns a sorted 1-D tensor.
 
     Under ``trajectory_rows`` that means all *row* scores equal, as under ``step_rows``: equal first-step
     entries alone leave a later invalid row with :math:`(s - \text{mean}) / \epsilon`.
     """
-    entries = "step_rows" if group_stats == "trajectory_rows" else group_stats
-    values, entry_group = group_entries(outcome, step_penalty, traj_id, group_id, turn, entries)
+    _check(group_stats)
+    values, entry_group, _ = group_entries(
+        rows, "step_rows" if group_stats == "trajectory_rows" else group_stats
+    )
     if values.numel() == 0:
-        return group_id[:0]
+        return entry_group
     ids, num = compact_ids(entry_group)
     lo = torch.full((num,), float("inf"), dtype=torch.float64).scatter_reduce_(0, ids, values, reduce="amin")
     hi = torch.full((num,), -float("inf"), dtype=torch.float64).scatter_reduce_(0, ids, values, reduce="amax")

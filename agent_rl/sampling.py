@@ -32,7 +32,7 @@ import torch
 import transfer_queue as tq
 from verl.trainer.ppo.v1.replay_buffer import FILTER_GROUPS_REWARD_METRIC, ReplayBuffer
 
-from agent_rl.advantage import groups_without_signal
+from agent_rl.advantage import StepRows, groups_without_signal
 
 
 class BoundedDapoBuffer(ReplayBuffer):
@@ -91,17 +91,9 @@ class BoundedDapoBuffer(ReplayBuffer):
         """The group's outcome if the group carries no GRPO signal under ``group_stats``, else None."""
         if len({r.get("trajectory_id") for r in rows}) < 2:
             return None  # verl keeps a group with a single trajectory
-        trajs = {t: i for i, t in enumerate(dict.fromkeys(r.get("trajectory_id") for r in rows))}
-        outcome = torch.tensor([float(r.get("episode_return", 0.0)) for r in rows])
-        dropped = groups_without_signal(
-            outcome,
-            torch.tensor([float(r.get("step_penalty", 0.0)) for r in rows]),
-            torch.tensor([trajs[r.get("trajectory_id")] for r in rows]),
-            torch.zeros(len(rows), dtype=torch.long),
-            torch.tensor([int(r.get("turn", 0)) for r in rows]),
-            self.group_stats,
-        )
-        return float(outcome[0]) if dropped.numel() else None
+        steps = StepRows.from_fields(rows, ["group"] * len(rows), torch.ones(len(rows), dtype=torch.bool))
+        dropped = groups_without_signal(steps, self.group_stats)
+        return float(steps.outcome[0]) if dropped.numel() else None
 
     def sample(self, global_steps: int, partition_id: str, batch_size: int):
         self._refilled = 0

@@ -265,10 +265,10 @@ def check_environment_data(cfg: DictConfig) -> None:
     if name == "alfworld" and chosen:
         from agent_rl.envs.alfworld import SPLITS
 
-        root = Path(os.environ["ALFWORLD_DATA"]).expanduser() / "json_2.1.1"
+        root = Path(chosen).expanduser() / "json_2.1.1"
         if not any((root / split).is_dir() for split in SPLITS):
             raise ConfigError(
-                f"ALFWORLD_DATA={os.environ['ALFWORLD_DATA']} holds no game set ({root}/<split> is missing); "
+                f"ALFWORLD_DATA={chosen} holds no game set ({root}/<split> is missing); "
                 f"fetch it with `python scripts/prepare_alfworld.py` on a connected machine, or unset "
                 f"ALFWORLD_DATA to play the six shipped games."
             )

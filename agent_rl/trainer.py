@@ -25,7 +25,6 @@ import math
 import os
 import random
 from collections import defaultdict
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -40,7 +39,7 @@ from verl.utils.metric import reduce_metrics
 from verl.utils.py_functional import rename_dict
 from verl.workers.utils.padding import response_to_nested
 
-from agent_rl.advantage import grpo_advantages, trajectory_returns
+from agent_rl.advantage import StepRows, grpo_advantages, trajectory_returns
 from agent_rl.methods import aem, empg, spear
 from agent_rl.methods.epo import EntropyHistory
 from agent_rl.methods.turns import batch_token_mean, per_turn_token_mean
@@ -52,35 +51,6 @@ logger = logging.getLogger(__name__)
 
 def _as_list(x: Any) -> list:
     return list(x.tolist() if hasattr(x, "tolist") else x)
-
-
-@dataclass(frozen=True)
-class StepRows:
-    """Per-row ids and rewards of a batch of step rows, as tensors ``(rows,)``."""
-
-    traj: torch.Tensor  # trajectory index
-    turn: torch.Tensor  # step index inside the trajectory
-    group: torch.Tensor  # rollout group (verl's uid)
-    outcome: torch.Tensor  # the trajectory's outcome reward R
-    penalty: torch.Tensor  # this step's invalid-action penalty
-
-    @classmethod
-    def from_fields(cls, extra: list[dict[str, Any]], uids: list[str], real: torch.Tensor) -> StepRows:
-        # a padding row (verl copies row 0's fields into it) is a trajectory of its own
-        traj_keys = [
-            e.get("trajectory_id") if r else ("padding", i)
-            for i, (e, r) in enumerate(zip(extra, real.tolist(), strict=True))
-        ]
-        trajs = {t: i for i, t in enumerate(dict.fromkeys(traj_keys))}
-        groups = {u: i for i, u in enumerate(dict.fromkeys(uids))}
-        keep = real.float()
-        return cls(
-            traj=torch.tensor([trajs[t] for t in traj_keys]),
-            turn=torch.tensor([int(e.get("turn", 0)) for e in extra]),
-            group=torch.tensor([groups[u] for u in uids]),
-            outcome=torch.tensor([float(e.get("episode_return", 0.0)) for e in extra]) * keep,
-            penalty=torch.tensor([float(e.get("step_penalty", 0.0)) for e in extra]) * keep,
-        )
 
 
 def real_rows(extra: list[dict[str, Any]], tags: list[dict] | None) -> list[bool]:
@@ -275,11 +245,7 @@ class AgentTrainer(PPOTrainerSync):
         batch = super()._compute_advantage(batch, metrics)
         if self.config.algorithm.adv_estimator in ("grpo", "empg", "aem"):  # verl_plugin: GRPO-based names
             adv = grpo_advantages(
-                rows.outcome,
-                rows.penalty,
-                rows.traj,
-                rows.group,
-                rows.turn,
+                rows,
                 group_stats=self.group_stats,
                 norm_by_std=bool(self.config.algorithm.get("norm_adv_by_std_in_grpo", True)),
             )

@@ -10,7 +10,7 @@ from collections import defaultdict
 import pytest
 import torch
 
-from agent_rl.advantage import GROUP_STATS, groups_without_signal, grpo_advantages
+from agent_rl.advantage import GROUP_STATS, StepRows, groups_without_signal, grpo_advantages
 
 
 def verl_agent_loop(rows, cross_steps: bool, norm_by_std=True, eps=1e-6):
@@ -63,6 +63,10 @@ def reference(rows, group_stats, norm_by_std=True):
     return verl_agent_loop(rows, cross_steps=group_stats == "step_rows", norm_by_std=norm_by_std)
 
 
+def steps(outcome, penalty, traj, group, turn) -> StepRows:
+    return StepRows(traj=traj, turn=turn, group=group, outcome=outcome, penalty=penalty)
+
+
 def as_tensors(rows):
     keys = ("outcome", "penalty", "traj", "group", "turn")
     return [torch.tensor([r[k] for r in rows]) for k in keys]
@@ -104,7 +108,8 @@ def test_each_variant_matches_its_plain_loop(group_stats, norm, seed):
     random.Random(seed + 100).shuffle(order)  # our rows need not come in verl-agent's order
     shuffled = [rows[i] for i in order]
     outcome, penalty, traj, group, turn = as_tensors(shuffled)
-    got = grpo_advantages(outcome, penalty, traj, group, turn, group_stats=group_stats, norm_by_std=norm)
+    batch = steps(outcome, penalty, traj, group, turn)
+    got = grpo_advantages(batch, group_stats=group_stats, norm_by_std=norm)
     assert got.tolist() == pytest.approx([expected[i] for i in order], abs=1e-4)
 
 
@@ -112,17 +117,17 @@ def test_step_rows_by_hand():
     # trajectory 0 won in 2 steps (first invalid), trajectory 1 lost in 1 step
     outcome, penalty = torch.tensor([10.0, 10.0, 0.0]), torch.tensor([0.1, 0.0, 0.0])
     traj, group, turn = torch.tensor([0, 0, 1]), torch.zeros(3, dtype=torch.long), torch.tensor([0, 1, 0])
-    got = grpo_advantages(outcome, penalty, traj, group, turn, group_stats="step_rows")
+    got = grpo_advantages(steps(outcome, penalty, traj, group, turn), group_stats="step_rows")
     scores = [9.9, 10.0, 0.0]
     mean = sum(scores) / 3
     std = math.sqrt(sum((s - mean) ** 2 for s in scores) / 2)
     assert got.tolist() == pytest.approx([(s - mean) / (std + 1e-6) for s in scores], rel=1e-6)
     # trajectory_rows: entries 9.9 (trajectory 0's first step) and 0.0; each row its own score
-    got = grpo_advantages(outcome, penalty, traj, group, turn, group_stats="trajectory_rows")
+    got = grpo_advantages(steps(outcome, penalty, traj, group, turn), group_stats="trajectory_rows")
     mean, std = 4.95, math.sqrt(2 * 4.95**2)
     assert got.tolist() == pytest.approx([(s - mean) / (std + 1e-6) for s in scores], rel=1e-6)
     # trajectory: returns 9.9 and 0.0, every row of a trajectory alike
-    got = grpo_advantages(outcome, penalty, traj, group, turn, group_stats="trajectory")
+    got = grpo_advantages(steps(outcome, penalty, traj, group, turn), group_stats="trajectory")
     assert got.tolist() == pytest.approx([4.95 / (std + 1e-6)] * 2 + [-4.95 / (std + 1e-6)], rel=1e-6)
 
 
@@ -135,30 +140,23 @@ def test_singletons_follow_each_variants_rule():
         torch.tensor([2]),
         torch.tensor([0]),
     )
-    assert grpo_advantages(*args, group_stats="step_rows").tolist() == pytest.approx([10.0 / (1 + 1e-6)])
-    assert grpo_advantages(*args, group_stats="trajectory_rows").tolist() == pytest.approx(
+    lone = steps(*args)
+    assert grpo_advantages(lone, group_stats="step_rows").tolist() == pytest.approx([10.0 / (1 + 1e-6)])
+    assert grpo_advantages(steps(*args), group_stats="trajectory_rows").tolist() == pytest.approx(
         [10.0 / (1 + 1e-6)]
     )
-    assert grpo_advantages(*args, group_stats="trajectory").tolist() == [0.0]
+    assert grpo_advantages(steps(*args), group_stats="trajectory").tolist() == [0.0]
 
 
 @pytest.mark.parametrize("group_stats", GROUP_STATS)
 def test_all_equal_groups_give_zero_not_nan(group_stats):
     zeros = torch.zeros(4)
-    adv = grpo_advantages(
-        zeros,
-        zeros,
-        torch.tensor([0, 1, 2, 3]),
-        torch.tensor([0, 0, 1, 1]),
-        torch.tensor([0, 0, 0, 0]),
-        group_stats=group_stats,
-    )
+    traj, group = torch.tensor([0, 1, 2, 3]), torch.tensor([0, 0, 1, 1])
+    adv = grpo_advantages(steps(zeros, zeros, traj, group, traj * 0), group_stats=group_stats)
     assert adv.tolist() == [0.0] * 4
     empty = torch.zeros(0, dtype=torch.long)
-    assert (
-        grpo_advantages(empty.float(), empty.float(), empty, empty, empty, group_stats=group_stats).numel()
-        == 0
-    )
+    none = steps(empty.float(), empty.float(), empty, empty, empty)
+    assert grpo_advantages(none, group_stats=group_stats).numel() == 0
 
 
 def test_groups_without_signal_follow_the_chosen_statistics():
@@ -170,17 +168,18 @@ def test_groups_without_signal_follow_the_chosen_statistics():
     penalty = torch.tensor([0.0, 0.1, 0.0, 0.0, 0.0, 0.0])
     traj, group = torch.tensor([0, 0, 1, 2, 3, 4]), torch.tensor([0, 0, 0, 1, 1, 2])
     turn = torch.tensor([0, 1, 0, 0, 0, 0])
-    drop = {s: groups_without_signal(outcome, penalty, traj, group, turn, s).tolist() for s in GROUP_STATS}
+    batch = steps(outcome, penalty, traj, group, turn)
+    drop = {s: groups_without_signal(batch, s).tolist() for s in GROUP_STATS}
     assert drop == {"step_rows": [1], "trajectory_rows": [1], "trajectory": [1]}
     for s in GROUP_STATS:  # dropped exactly where every advantage of the group is 0
-        adv = grpo_advantages(outcome, penalty, traj, group, turn, group_stats=s)
+        adv = grpo_advantages(steps(outcome, penalty, traj, group, turn), group_stats=s)
         zero = {int(g) for g in group.unique() if bool((adv[group == g] == 0).all())}
         assert set(drop[s]) == zero - {2}
 
 
 def test_bad_input_is_a_clear_error():
     z = torch.zeros(3)
-    with pytest.raises(ValueError, match=r"shape \(rows,\)"):
-        grpo_advantages(z, torch.zeros(2), z, z, z)
+    with pytest.raises(ValueError, match=r"must all have shape \(rows,\)"):
+        steps(z, torch.zeros(2), z, z, z)
     with pytest.raises(ValueError, match="valid: step_rows, trajectory_rows, trajectory"):
-        grpo_advantages(z, z, z, z, z, group_stats="episode")
+        grpo_advantages(steps(z, z, z, z, z), group_stats="episode")

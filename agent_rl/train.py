@@ -362,6 +362,20 @@ def check_run_folder(cfg: DictConfig, out_dir: Path, overrides: list[str]) -> No
         )
 
 
+def finished(cfg: DictConfig, out_dir: Path) -> bool:
+    """A relaunch of a run that has trained all its steps (a second `make demo`) says so, starts nothing."""
+    step = latest_checkpoint(cfg) if cfg.trainer.resume_mode == "auto" and not cfg.dry_run else None
+    total = cfg.trainer.get("total_training_steps")
+    if step is None or total is None or step < int(total):
+        return False
+    print(
+        f"[agent_rl] run {cfg.run_name} in {out_dir} has trained all {total} steps; relaunch with "
+        f"trainer.total_training_steps=N (N > {total}) to continue it, or trainer.resume_mode=disable to "
+        f"start it afresh."
+    )
+    return True
+
+
 def record_launch(out_dir: Path, overrides: list[str]) -> None:
     (out_dir / LAUNCH_RECORD).write_text(yaml.safe_dump({"settings": run_settings(overrides)}))
 
@@ -605,6 +619,8 @@ def main(cfg: DictConfig) -> None:
             )
         check(cfg, dict(hydra_cfg.runtime.choices))
         check_run_folder(cfg, out_dir, overrides)
+        if finished(cfg, out_dir):
+            return
         prepare(cfg, out_dir)
         plan = check_plan(cfg)
     except ConfigError as err:

@@ -248,6 +248,21 @@ def test_a_run_folder_holding_another_run_is_refused(hydra_ctx, tmp_path):
     train.check_run_folder(fresh, tmp_path, ["actor_rollout_ref.actor.optim.lr=3e-6"])
 
 
+def test_relaunching_a_finished_run_says_so_and_starts_nothing(hydra_ctx, tmp_path, capsys):
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    (ckpt / "latest_checkpointed_iteration.txt").write_text("2")
+    cfg = compose("config", overrides=[f"trainer.default_local_dir={ckpt}"])  # model=tiny: 2 steps
+    assert train.finished(cfg, tmp_path)
+    assert "has trained all 2 steps; relaunch with trainer.total_training_steps=N" in capsys.readouterr().out
+    longer = compose(
+        "config", overrides=[f"trainer.default_local_dir={ckpt}", "trainer.total_training_steps=3"]
+    )
+    assert not train.finished(longer, tmp_path)  # the control: more steps to train, so it runs
+    (ckpt / "latest_checkpointed_iteration.txt").unlink()
+    assert not train.finished(cfg, tmp_path)
+
+
 # ---- verl on the GPU path, run on the CPU ----------------------------------------------------------------
 def test_the_critic_loads_with_the_configured_attention():
     """verl's load_valuehead_model hard-codes flash_attention_2; agent_rl.verl_plugin makes it take the

@@ -531,6 +531,7 @@ class AgentTrainer(PPOTrainerSync):
                 capacity=int(cfg.replay_capacity),
                 baseline_capacity=int(cfg.baseline_capacity),
                 tolerate_steps=int(cfg.tolerate_steps),
+                weight_decay=None if cfg.get("replay_weight_decay") is None else float(cfg.replay_weight_decay),
                 norm_adv_by_std=bool(self.config.algorithm.get("norm_adv_by_std_in_grpo", False)),
             )
             self._spear_replay = SpearReplay(buffer, seed=int(self.config.get("seed", 0)))

@@ -279,7 +279,14 @@ def test_spear_replays_and_its_buffer_survives_a_resume(tmp_path, ray_address):
         "method=spear",
         "logger=console",
         NO_VALIDATION,
-        "method.replay_capacity=4",  # full (> 1.5 x capacity) after one tiny step; 4 rows replayed
+        # Full (> 1.5 x capacity rows) after one tiny step, whatever the rewards: with the released
+        # weight_decay_trajectory_replay every stored row counts (with the P50 recalibration only rows above
+        # the baseline count, and the tiny model's rewards often all sit on it), and sampling at temperature
+        # 2 makes invalid actions, so that groups have signal and positive-advantage rows to store
+        # (at temperature 1 the tiny model's actions are ~95% valid: often every group is uniform).
+        "method.replay_capacity=4",  # 4 rows replayed
+        "method.replay_weight_decay=1.0",
+        "actor_rollout_ref.rollout.temperature=2.0",
         "method.replay_warmup_steps=1",  # replay weight gamma_t = coef from step 1
         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
         # Clip-Cov bounds wide open, so that the share of zeroed tokens is the ratio: 0.5 on-policy, 0.25 in
@@ -301,7 +308,7 @@ def test_spear_replays_and_its_buffer_survives_a_resume(tmp_path, ray_address):
         first, required=("method/spear/bonus_mean", "method/spear/stored_rows", "actor/pg_clipfrac")
     )
     assert step1["method/spear/bonus_mean"] > 0  # mu_1 * min(1, 0.1 * episode length)
-    assert step1["method/spear/replay_rows"] == 0.0 and step1["method/spear/stored_rows"] > 0
+    assert step1["method/spear/replay_rows"] == 0.0 and step1["method/spear/stored_rows"] > 6
     assert step1["actor/pg_clipfrac"] == pytest.approx(0.5, abs=0.05)  # Clip-Cov's zeroed tokens
     saved = torch.load(checkpoints / "global_step_1" / "method_state.pt", weights_only=False)
     assert saved["buffer"]["chunks"][0]["step"] == 1

@@ -99,7 +99,13 @@ class EnvAgentLoop(AgentLoopBase):
                 )
                 parsed = parse_action(step.pop("text"), self.env_name)
                 next_observation, _, done, info = await env.step(parsed.action)
-                step.update(turn=turn, valid=parsed.valid, reason=parsed.reason, action=parsed.action)
+                step.update(
+                    turn=turn,
+                    valid=parsed.valid,
+                    reason=parsed.reason,
+                    action=parsed.action,
+                    observation=observation,  # the state the action was taken in: GiGPO's anchor
+                )
                 steps.append(step)
                 history.append((observation, parsed.action))
                 observation = next_observation
@@ -196,6 +202,7 @@ class EnvAgentLoop(AgentLoopBase):
                         "step_penalty": 0.0 if s["valid"] else self.invalid_action_penalty,
                         "prompt_truncated": bool(s["prompt_truncated"]),
                         "env_reward": episode_return if s["turn"] == num_steps - 1 else 0.0,
+                        "anchor_obs": s["observation"],
                         "task_type": task_type,
                         "episode_done": bool(done),
                         **episode_info,

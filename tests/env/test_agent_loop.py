@@ -100,6 +100,9 @@ def test_expert_answers_win_with_one_sample_per_step(setup, task_id):
         assert fields["env_reward"] == (10.0 if turn == len(plan) - 1 else 0.0)
         assert fields["reward_extra_info"]["won"] == 1.0
         assert fields["task_type"] == row["data_source"].split("/")[1]
+        # GiGPO's anchor: the observation the action was taken in (the one this step's prompt shows)
+        assert fields["anchor_obs"] and fields["anchor_obs"] in server.prompts[turn]
+    assert outputs[0].extra_fields["anchor_obs"] != outputs[1].extra_fields["anchor_obs"]
     # the prompt carries the current observation, the admissible actions and the instruction
     assert "Your admissible actions of the current situation are" in server.prompts[1]
     assert f"'{plan[1]}'" in server.prompts[1]

@@ -26,10 +26,10 @@ def plain_gigpo(steps, gamma, w, mode, eps=1e-6):
     # Eq. 3, over every step row of the group (compute_mean_std_cross_steps=True)
     scores = [s["outcome"] - s["penalty"] for s in steps]
     by_group = defaultdict(list)
-    for s, score in zip(steps, scores):
+    for s, score in zip(steps, scores, strict=True):
         by_group[s["group"]].append(score)
     episode = []
-    for s, score in zip(steps, scores):
+    for s, score in zip(steps, scores, strict=True):
         vals = by_group[s["group"]]
         mean, std = (0.0, 1.0) if len(vals) == 1 else (sum(vals) / len(vals), torch.tensor(vals).std().item())
         episode.append((score - mean) / (std + eps) if std_norm else score - mean)
@@ -42,19 +42,19 @@ def plain_gigpo(steps, gamma, w, mode, eps=1e-6):
         for i in reversed(rows):
             running = steps[i]["env_reward"] + gamma * running
             returns[i] = running
-    returns = [r - s["penalty"] for r, s in zip(returns, steps)]
+    returns = [r - s["penalty"] for r, s in zip(returns, steps, strict=True)]
 
     # Eq. 6-7: identical anchors within a rollout group; a group of one keeps mean = itself, std 1
     by_anchor = defaultdict(list)
-    for s, r in zip(steps, returns):
+    for s, r in zip(steps, returns, strict=True):
         by_anchor[(s["group"], s["anchor"])].append(r)
     step_adv = []
-    for s, r in zip(steps, returns):
+    for s, r in zip(steps, returns, strict=True):
         vals = by_anchor[(s["group"], s["anchor"])]
         mean = sum(vals) / len(vals)
         std = 1.0 if len(vals) == 1 else torch.tensor(vals).std().item()
         step_adv.append((r - mean) / (std + eps) if std_norm else r - mean)
-    return [e + w * a for e, a in zip(episode, step_adv)]
+    return [e + w * a for e, a in zip(episode, step_adv, strict=True)]
 
 
 def as_inputs(steps):

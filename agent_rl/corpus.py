@@ -262,6 +262,24 @@ WEBSHOP_WORDS = [
 ]
 
 
+def frozenlake_lines() -> list[str]:
+    """FrozenLake's prompt text and grids (`agent_rl.envs.frozenlake`), for the tiny model's ``frozenlake``
+    lesson; the default corpus (`lines`) leaves them out, so the default build is unchanged."""
+    import random
+
+    from agent_rl.envs import frozenlake
+    from agent_rl.rollout import prompts
+
+    rng = random.Random(0)
+    out = [prompts.FROZENLAKE_TEMPLATE_NO_HIS, prompts.FROZENLAKE_TEMPLATE, frozenlake.TASK]
+    out += [f"<think>I will go {a}.</think><action>{a}</action>" for a in frozenlake.ACTIONS]
+    for seed in range(200):
+        size = 3 + seed % 3
+        grid = frozenlake.make_map(size, 0.8, seed)
+        out.append(frozenlake.render(grid, rng.randrange(size), rng.randrange(size)))
+    return out
+
+
 def lines() -> list[str]:
     out = list(SCAFFOLD)
     for verb, obj, i in itertools.product(ALFWORLD_VERBS, ALFWORLD_OBJECTS, (1, 2)):

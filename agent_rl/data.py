@@ -98,6 +98,14 @@ def webshop_specs(split: str, env_kwargs: dict[str, Any]) -> list[tuple[dict[str
     return [({"split": split, "goal_idx": i}, "webshop") for i in range(sizes[split])]
 
 
+def frozenlake_specs(split: str, env_kwargs: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    from agent_rl.envs import frozenlake
+
+    size = frozenlake.check_size(env_kwargs.get("size", 4))
+    specs = frozenlake.split_specs(split)
+    return [({"split": split, "task_id": s["task_id"]}, f"{size}x{size}") for s in specs]
+
+
 def env_rows(env_cfg: dict[str, Any], split: str, limit: int | None, seed: int) -> list[dict[str, Any]]:
     """Rows for one split of a multi-turn environment; ``limit`` keeps a seeded sample of that many."""
     name = env_cfg["name"]
@@ -107,8 +115,12 @@ def env_rows(env_cfg: dict[str, Any], split: str, limit: int | None, seed: int) 
         specs = scienceworld_specs(split)
     elif name == "webshop":
         specs = webshop_specs(split, dict(env_cfg.get("env_kwargs") or {}))
+    elif name == "frozenlake":
+        specs = frozenlake_specs(split, dict(env_cfg.get("env_kwargs") or {}))
     else:
-        raise ValueError(f"no task tables for env={name!r}; valid: alfworld, scienceworld, webshop, arith")
+        raise ValueError(
+            f"no task tables for env={name!r}; valid: alfworld, scienceworld, webshop, arith, frozenlake"
+        )
     if not specs:
         raise ValueError(f"{name} split {split!r} has no tasks")
     if limit is not None and limit < len(specs):

@@ -49,6 +49,9 @@ class TinyModelSpec:
     max_position_embeddings: int = 8192
     seed: int = 0
     format_steps: int = 120  # steps teaching the <think>/<action> answer format (0: random weights)
+    # What the lesson's prompts and answers are: "agent" (random corpus text, answered with the three
+    # environments' actions) or "frozenlake" (real FrozenLake prompts, answered with a random direction)
+    lesson: str = "agent"
 
 
 # What the format lesson answers with: thoughts and actions in the three environments' syntax.
@@ -73,11 +76,23 @@ FORMAT_ACTIONS = (
 )
 
 
-def _corpus() -> list[str]:
+LESSONS = ("agent", "frozenlake")
+FROZENLAKE_THOUGHTS = (
+    "I should move toward the goal.",
+    "The goal is at the bottom right.",
+    "I must avoid the holes.",
+    "Let me try this.",
+    "I will act now.",
+)
+
+
+def _corpus(lesson: str = "agent") -> list[str]:
     """Text the tokenizer is trained on: our prompt templates and environment vocabulary."""
     from agent_rl import corpus
 
-    return corpus.lines()
+    if lesson not in LESSONS:
+        raise ValueError(f"unknown tiny-model lesson {lesson!r}; valid: {', '.join(LESSONS)}")
+    return corpus.lines() + (corpus.frozenlake_lines() if lesson == "frozenlake" else [])
 
 
 def cache_root() -> Path:
@@ -85,7 +100,10 @@ def cache_root() -> Path:
 
 
 def _fingerprint(spec: TinyModelSpec, corpus: list[str]) -> str:
-    h = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode())
+    fields = asdict(spec)
+    if fields["lesson"] == "agent":  # added after the first builds: the default's folder name is unchanged
+        del fields["lesson"]
+    h = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     h.update(CHAT_TEMPLATE.encode())
     for line in corpus:
         h.update(line.encode())
@@ -161,12 +179,29 @@ def _teach_format(model, tokenizer, corpus: list[str], spec: TinyModelSpec, batc
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
 
     def example() -> tuple[list[int], list[int]]:
+        if spec.lesson == "frozenlake":
+            return frozenlake_example()
         prompt = " ".join(rng.choice(corpus) for _ in range(rng.randint(2, 8)))
         ids = tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
         )
         ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
         answer = f"<think>{rng.choice(FORMAT_THOUGHTS)}</think><action>{rng.choice(FORMAT_ACTIONS)}</action>"
+        return ids, tokenizer(answer, add_special_tokens=False)["input_ids"] + [end]
+
+    def frozenlake_example() -> tuple[list[int], list[int]]:
+        """A real FrozenLake step prompt (random map of side 3-5, random position), a random direction."""
+        from agent_rl.envs import frozenlake
+        from agent_rl.rollout.prompts import build_prompt
+
+        size = rng.randint(3, 5)
+        grid = frozenlake.make_map(size, 0.8, rng.randrange(10**6))
+        observation = frozenlake.render(grid, rng.randrange(size), rng.randrange(size))
+        messages = build_prompt("frozenlake", frozenlake.TASK, 0, [], observation, frozenlake.ADMISSIBLE, 0)
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        action = rng.choice(frozenlake.ADMISSIBLE)
+        answer = f"<think>{rng.choice(FROZENLAKE_THOUGHTS)}</think><action>{action}</action>"
         return ids, tokenizer(answer, add_special_tokens=False)["input_ids"] + [end]
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -194,7 +229,7 @@ def build_tiny_model(spec: TinyModelSpec | None = None) -> Path:
     Safe under concurrent callers: each builds into its own temporary folder and renames it into place.
     """
     spec = spec or TinyModelSpec()
-    corpus = _corpus()
+    corpus = _corpus(spec.lesson)
     target = cache_root() / "models" / f"tiny-qwen2-{_fingerprint(spec, corpus)}"
     if (target / "config.json").exists():
         return target
@@ -210,3 +245,18 @@ def build_tiny_model(spec: TinyModelSpec | None = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m agent_rl.tiny_model [--lesson frozenlake]``: build the model (or find it); its folder."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--lesson", default="agent", choices=LESSONS)
+    parser.add_argument("--format-steps", type=int, default=TinyModelSpec.format_steps)
+    args = parser.parse_args(argv)
+    print(build_tiny_model(TinyModelSpec(lesson=args.lesson, format_steps=args.format_steps)))
+
+
+if __name__ == "__main__":
+    main()

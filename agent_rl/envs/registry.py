@@ -13,6 +13,7 @@ from agent_rl.envs.base import TextEnv
 
 ENVS: dict[str, str] = {
     "alfworld": "agent_rl.envs.alfworld:ALFWorldEnv",
+    "frozenlake": "agent_rl.envs.frozenlake:FrozenLakeEnv",
     "scienceworld": "agent_rl.envs.scienceworld:ScienceWorldEnv",
     "webshop": "agent_rl.envs.webshop:WebShopEnv",
 }

@@ -27,7 +27,12 @@ projection.py``; ``methods.md`` §1.1, ``environments.md`` §4):
 
 Validity is decided by the first failing check, in this order (the ``reason`` field):
 ``not_a_string``, ``missing_action_tags``, ``misordered_action_tags``, ``empty_action``,
-``missing_think_tags``, ``empty_think``, ``chinese_characters``; a valid step has reason ``ok``.
+``missing_think_tags``, ``empty_think``, ``chinese_characters``, ``unknown_action``; a valid step has
+reason ``ok``.
+
+FrozenLake (not a verl-agent environment) follows verl-agent's grid-world projections (Sokoban's
+``sokoban_projection``): the action must be one of a fixed vocabulary (``up``, ``down``, ``left``,
+``right``), anything else is ``unknown_action``; without action tags it sends an empty action.
 
 Deviations from verl-agent. The action sent to the environment is always verl-agent's (for
 string input), and every deviation makes validity stricter, never more lenient: a step we call
@@ -61,6 +66,7 @@ EMPTY_ACTION = "empty_action"
 MISSING_THINK_TAGS = "missing_think_tags"
 EMPTY_THINK = "empty_think"
 CHINESE_CHARACTERS = "chinese_characters"
+UNKNOWN_ACTION = "unknown_action"
 REASONS = (
     OK,
     NOT_A_STRING,
@@ -70,6 +76,7 @@ REASONS = (
     MISSING_THINK_TAGS,
     EMPTY_THINK,
     CHINESE_CHARACTERS,
+    UNKNOWN_ACTION,
 )
 
 _NOCASE = re.IGNORECASE | re.ASCII
@@ -98,12 +105,14 @@ class ParseDefaults:
 
     fallback_chars: int  # characters of the response's tail sent when the action tags are missing
     lowercase: bool  # lower-case the action (and the fallback tail)
+    vocabulary: tuple[str, ...] | None = None  # the only valid actions (None: any text)
 
 
 ENV_PARSE_DEFAULTS: dict[str, ParseDefaults] = {
     "alfworld": ParseDefaults(fallback_chars=30, lowercase=True),  # alfworld_projection: [-30:]
     "webshop": ParseDefaults(fallback_chars=20, lowercase=True),  # webshop_projection: [-20:]
     "scienceworld": ParseDefaults(fallback_chars=20, lowercase=False),  # sciworld_projection: [-20:]
+    "frozenlake": ParseDefaults(fallback_chars=0, lowercase=True, vocabulary=("up", "down", "left", "right")),
 }
 _ALIASES = {"sciworld": "scienceworld"}
 
@@ -173,4 +182,6 @@ def parse_action(
 
     if _CHINESE.search(text) is not None:
         return ParsedAction(action, False, CHINESE_CHARACTERS)
+    if defaults.vocabulary is not None and action not in defaults.vocabulary:
+        return ParsedAction(action, False, UNKNOWN_ACTION)
     return ParsedAction(action, True, OK)

@@ -66,7 +66,12 @@ from typing import Literal
 DEFAULT_MAX_ENTRY_CHARS = 4000
 DEFAULT_MAX_ACTION_CHARS = 256
 # Above this many characters a history prompt falls back to the no-history template (EPO, WebShop).
-DEFAULT_MAX_PROMPT_CHARS: dict[str, int | None] = {"alfworld": None, "scienceworld": None, "webshop": 13000}
+DEFAULT_MAX_PROMPT_CHARS: dict[str, int | None] = {
+    "alfworld": None,
+    "scienceworld": None,
+    "webshop": 13000,
+    "frozenlake": None,
+}
 SEP = " [SEP] "
 
 _THINK_ACT = (
@@ -183,6 +188,27 @@ SCIWORLD_TEMPLATE = (
     + _SCIWORLD_ACTIONS_BLOCK
     + "Now it's your turn to take an action. You should first reason step-by-step about the current "
     "situation. This reasoning process MUST be enclosed within <think> </think> tags.\n" + _SCIWORLD_CHOOSE
+)
+
+
+# -------------------------------------------------------------------------------------------- FrozenLake
+# Ours (no paper trains on it): ALFWorld's template with the grid as the observation. Short on purpose,
+# so that the tiny model's learning check runs in minutes.
+FROZENLAKE_TEMPLATE_NO_HIS = (
+    "\nYou are an expert agent playing FrozenLake. Your task is to: {task_description}\n"
+    "Your current observation is:\n{current_observation}\n"
+    "Your admissible actions of the current situation are: [{admissible_actions}].\n"
+    "\n"
+    "Now it's your turn to take an action.\n" + _THINK_ACT + _CHOOSE_ADMISSIBLE
+)
+FROZENLAKE_TEMPLATE = (
+    "\nYou are an expert agent playing FrozenLake. Your task is to: {task_description}\n"
+    "Prior to this step, you have already taken {step_count} step(s). Below are the most recent "
+    "{history_length} observations and the corresponding actions you took: {action_history}\n"
+    "You are now at step {current_step} and your current observation is:\n{current_observation}\n"
+    "Your admissible actions of the current situation are: [{admissible_actions}].\n"
+    "\n"
+    "Now it's your turn to take an action.\n" + _THINK_ACT + _CHOOSE_ADMISSIBLE
 )
 
 
@@ -352,10 +378,43 @@ def scienceworld_prompt(
     return no_his, with_his
 
 
+def frozenlake_prompt(
+    task: str,
+    step: int,
+    history: Sequence[tuple[str, str]],
+    observation: str,
+    admissible_actions: Sequence[str] | None,
+    history_length: int,
+    *,
+    max_entry_chars: int | None = DEFAULT_MAX_ENTRY_CHARS,
+    max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS,
+) -> tuple[str, str | None]:
+    """The no-history and (past the first step) the history content of one FrozenLake step."""
+    actions = ", ".join(admissible_actions or ())
+    obs, task_text = clip(observation, max_entry_chars), clip(task, max_entry_chars)
+    no_his = FROZENLAKE_TEMPLATE_NO_HIS.format(
+        task_description=task_text, current_observation=obs, admissible_actions=actions
+    )
+    if step == 0 or history_length <= 0:
+        return no_his, None
+    first, recent = _recent(history, step, history_length)
+    with_his = FROZENLAKE_TEMPLATE.format(
+        task_description=task_text,
+        step_count=step,
+        history_length=len(recent),
+        action_history=_pairs_history(recent, first, max_entry_chars, max_action_chars),
+        current_step=step + 1,
+        current_observation=obs,
+        admissible_actions=actions,
+    )
+    return no_his, with_his
+
+
 PROMPT_BUILDERS: dict[str, Callable[..., tuple[str, str | None]]] = {
     "alfworld": alfworld_prompt,
     "scienceworld": scienceworld_prompt,
     "webshop": webshop_prompt,
+    "frozenlake": frozenlake_prompt,
 }
 _ALIASES = {"sciworld": "scienceworld"}
 
@@ -377,7 +436,7 @@ def build_prompt(
     """The chat messages of one step: ``[{"role": "user", "content": ...}]``.
 
     Args:
-        env_name: ``alfworld``, ``scienceworld`` (alias ``sciworld``) or ``webshop``.
+        env_name: ``alfworld``, ``scienceworld`` (alias ``sciworld``), ``webshop`` or ``frozenlake``.
         task: the task description.
         step: steps already taken (0 on the first turn); at least ``len(history)``.
         history: (observation, action) pairs of the steps taken so far, oldest first (whole

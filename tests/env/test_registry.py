@@ -9,7 +9,7 @@ from agent_rl.envs.registry import ENVS, make_env
 
 
 def test_unknown_name_lists_valid_names():
-    with pytest.raises(ValueError, match="valid: alfworld, scienceworld, webshop"):
+    with pytest.raises(ValueError, match="valid: alfworld, frozenlake, scienceworld, webshop"):
         make_env("nethack")
 
 

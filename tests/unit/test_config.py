@@ -19,7 +19,7 @@ def test_groups_have_the_expected_choices():
     assert GROUPS["cluster"] == ["1gpu", "8gpu", "cpu", "multinode"]
     assert GROUPS["logger"] == ["console", "wandb"]
     assert GROUPS["method"] == ["aem", "empg", "epo", "none", "spear"]
-    assert GROUPS["env"] == ["alfworld", "arith", "scienceworld", "webshop"]
+    assert GROUPS["env"] == ["alfworld", "arith", "frozenlake", "scienceworld", "webshop"]
 
 
 def combinations() -> list[dict[str, str]]:

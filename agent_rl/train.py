@@ -23,6 +23,8 @@ import hydra
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from agent_rl import console
+
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("env", "algo", "method", "model", "logger", "cluster")
 # The environment as the user launched us: per-run variables are derived from it afresh for each job of a
@@ -125,6 +127,8 @@ def check_rollout_backend(cfg: DictConfig) -> None:
 ADVANTAGE_METHODS = ("empg", "aem")
 # Methods whose statistics are taken within rollout groups of the same task.
 GROUP_METHODS = ("aem", "spear")
+# Base algorithms whose advantages compare the members of a rollout group (rollout.n of them).
+GROUP_ALGOS = ("grpo", "dapo", "gigpo")
 
 
 def check_method(cfg: DictConfig) -> None:
@@ -134,6 +138,12 @@ def check_method(cfg: DictConfig) -> None:
         raise ConfigError(
             f"algorithm.adv_estimator={estimator} and method={method} would both rewrite the advantages; "
             f"choose method={estimator} (its base estimator is GRPO) or keep algorithm.adv_estimator=grpo."
+        )
+    algo, n = str(cfg.algo.name), int(cfg.actor_rollout_ref.rollout.n)
+    if algo in GROUP_ALGOS and n < 2:
+        raise ConfigError(
+            f"algo={algo} normalises each advantage within its rollout group, which needs "
+            f"actor_rollout_ref.rollout.n >= 2 (got {n}); set actor_rollout_ref.rollout.n=2 or more."
         )
     if method in GROUP_METHODS and int(cfg.actor_rollout_ref.rollout.n) < 2:
         raise ConfigError(
@@ -320,6 +330,7 @@ RESUME_NEUTRAL = (
     "trainer.logger",
     "logger",
     "dry_run",
+    "verbose",
     "ray_kwargs",
     "hydra",
 )
@@ -439,7 +450,7 @@ def _setup_wandb(cfg: DictConfig, out_dir: Path) -> None:
     os.environ["WANDB_DIR"] = _LAUNCH_ENV.get("WANDB_DIR", str(out_dir))
     if not _LAUNCH_ENV.get("WANDB_API_KEY") and "WANDB_MODE" not in _LAUNCH_ENV:
         os.environ["WANDB_MODE"] = "offline"
-        print("[agent_rl] W&B: offline (no WANDB_API_KEY); `wandb sync` uploads the run folder later.")
+        console.say("[agent_rl] W&B: offline (no WANDB_API_KEY); `wandb sync` uploads the run folder later.")
     os.environ["WANDB_RUN_ID"] = _LAUNCH_ENV.get("WANDB_RUN_ID") or _wandb_run_id(cfg)
     os.environ["WANDB_RESUME"] = _LAUNCH_ENV.get("WANDB_RESUME", "allow")
     os.environ["WANDB_TAGS"] = ",".join(wandb_tags(cfg))
@@ -505,6 +516,7 @@ def prepare(cfg: DictConfig, out_dir: Path) -> None:
         if cfg.env.name != "arith":
             _prepare_pools(cfg)
         _setup_wandb(cfg, out_dir)
+        cfg.logger.run_dir = str(out_dir)  # where the trainer saves its sampled trajectories
         if "file" in cfg.trainer.logger:
             metrics = out_dir / "metrics.jsonl"
             if metrics.exists() and not cfg.dry_run:  # verl truncates it; a relaunch keeps the earlier one
@@ -621,34 +633,48 @@ def main(cfg: DictConfig) -> None:
         check_run_folder(cfg, out_dir, overrides)
         if finished(cfg, out_dir):
             return
-        prepare(cfg, out_dir)
-        plan = check_plan(cfg)
     except ConfigError as err:
         print(f"agent-rl: {err}", file=sys.stderr)
         sys.exit(2)
-    validate(cfg)
-    if cfg.dry_run:
-        print(
-            f"[agent_rl] dry run {cfg.run_name}: config valid, model and data ready; "
-            f"resolved config in {out_dir}"
+    # From here on a run's console shows agent_rl's own lines and one line per step; everything else goes
+    # to <run>/train.log (agent_rl.console). A dry run starts nothing and prints as it goes.
+    with console.session(out_dir, verbose=bool(cfg.get("verbose", False)), redirect=not cfg.dry_run) as ui:
+        try:
+            prepare(cfg, out_dir)
+            plan = check_plan(cfg)
+        except ConfigError as err:
+            console.error(f"agent-rl: {err}")
+            sys.exit(2)
+        validate(cfg)
+        if cfg.dry_run:
+            print(
+                f"[agent_rl] dry run {cfg.run_name}: config valid, model and data ready; "
+                f"resolved config in {out_dir}"
+            )
+            for line in describe(cfg, plan):
+                print(f"[agent_rl] {line}")
+            OmegaConf.save(cfg, out_dir / "resolved_config.yaml")
+            return
+        step = latest_checkpoint(cfg) if cfg.trainer.resume_mode == "auto" else None
+        record_launch(out_dir, overrides)
+        resumed = f"; resuming from step {step}" if step is not None else ""
+        console.say(f"[agent_rl] run {cfg.run_name}: outputs in {out_dir}{resumed}")
+        metrics = Path(os.environ["VERL_FILE_LOGGER_PATH"]) if "file" in cfg.trainer.logger else None
+        ui.watch(metrics, cfg.trainer.get("total_training_steps"), first_step=step or 0)
+        run(cfg)
+        for line in ui.summary():
+            console.say(line)
+        console.say(
+            f"[agent_rl] done: config and logs in {out_dir}; checkpoints in {cfg.trainer.default_local_dir}"
         )
-        for line in describe(cfg, plan):
-            print(f"[agent_rl] {line}")
-        OmegaConf.save(cfg, out_dir / "resolved_config.yaml")
-        return
-    step = latest_checkpoint(cfg) if cfg.trainer.resume_mode == "auto" else None
-    record_launch(out_dir, overrides)
-    resumed = f"; resuming from step {step}" if step is not None else ""
-    print(f"[agent_rl] run {cfg.run_name}: outputs in {out_dir}{resumed}")
-    run(cfg)
-    print(f"[agent_rl] done: config and logs in {out_dir}; checkpoints in {cfg.trainer.default_local_dir}")
-    if "file" in cfg.trainer.logger:
-        print(f"[agent_rl] metrics (one JSON line per step): {os.environ['VERL_FILE_LOGGER_PATH']}")
-    if "wandb" in cfg.trainer.logger:
-        print(
-            f"[agent_rl] W&B ({os.environ.get('WANDB_MODE', 'online')}) files in "
-            f"{os.environ['WANDB_DIR']}/wandb"
-        )
+        if metrics is not None:
+            console.say(f"[agent_rl] metrics (one JSON line per step): {metrics}")
+        if "wandb" in cfg.trainer.logger:
+            console.say(
+                f"[agent_rl] W&B ({os.environ.get('WANDB_MODE', 'online')}) files in "
+                f"{os.environ['WANDB_DIR']}/wandb"
+            )
+        console.say(f"[agent_rl] log: {ui.log}; plots and trajectory viewer: agent-rl-report {out_dir}")
 
 
 if __name__ == "__main__":

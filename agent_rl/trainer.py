@@ -39,6 +39,7 @@ from verl.utils.metric import reduce_metrics
 from verl.utils.py_functional import rename_dict
 from verl.workers.utils.padding import response_to_nested
 
+from agent_rl import trajectories
 from agent_rl.advantage import StepRows, grpo_advantages, trajectory_returns
 from agent_rl.methods import aem, empg, spear
 from agent_rl.methods.epo import EntropyHistory
@@ -461,6 +462,10 @@ class AgentTrainer(PPOTrainerSync):
     def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
         super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)
         try:
+            self._save_trajectories(batch, metrics, global_steps)
+        except Exception as err:  # noqa: BLE001 - the viewer's sample must never stop training
+            logger.warning("agent_rl: trajectory sample skipped at step %s: %r", global_steps, err)
+        try:
             import wandb
         except ImportError:
             return
@@ -487,8 +492,7 @@ class AgentTrainer(PPOTrainerSync):
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         extra = [dict(e) if e is not None else {} for e in _as_list(data["extra_fields"])]
         real = real_rows(extra, batch.tags)
-        shown = list(dict.fromkeys(e["trajectory_id"] for e, r in zip(extra, real, strict=True) if r))
-        shown = shown[: int(self.config.logger.get("samples_per_step", 2))]
+        shown = trajectories.pick(extra, real, int(self.config.logger.get("samples_per_step", 2)))
         rows = []
         responses = data["responses"]
         for i, (e, r) in enumerate(zip(extra, real, strict=True)):
@@ -521,6 +525,50 @@ class AgentTrainer(PPOTrainerSync):
             ]
             media["samples/trajectories"] = wandb.Table(columns=columns, data=rows)
         return media
+
+    def _save_trajectories(self, batch, metrics: dict, step: int) -> None:
+        """The mean trajectory return (``env/return/mean``), the entropy by turn where the advantage step
+        computed none (for the report's heatmap), and, in the run folder, the step's sample of trajectories
+        with their tokens and token entropies (`agent_rl.trajectories`, for the report's trajectory
+        viewer): the ``logger.samples_per_step`` trajectories W&B's table shows."""
+        bypass = bool((self.config.algorithm.get("rollout_correction") or {}).get("bypass_mode", False))
+        fields = ["extra_fields", "prompts", "responses"] + ([] if bypass else ["entropy", "response_mask"])
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        extra = [dict(e) if e is not None else {} for e in _as_list(data["extra_fields"])]
+        real = real_rows(extra, batch.tags)
+        if not any(real):
+            return
+        returns = trajectories.episode_returns([e for e, r in zip(extra, real, strict=True) if r])
+        metrics["env/return/mean"] = float(np.mean(list(returns.values())))
+        if not bypass and not any(k.startswith("entropy_by_turn/") for k in metrics):  # the report's heatmap
+            mask = data["response_mask"].to_padded_tensor(0) * torch.tensor(real).unsqueeze(1)
+            turn = torch.tensor([int(e.get("turn", 0)) for e in extra])
+            metrics.update(entropy_by_turn(data["entropy"].to_padded_tensor(0.0).float(), mask, turn))
+        run_dir, k = self.config.logger.get("run_dir"), int(self.config.logger.get("samples_per_step", 2))
+        if not run_dir or k <= 0:
+            return
+        from agent_rl.rollout.parsing import parse_action
+
+        env, tokenizer = str(self.config.env.name), self.tokenizer
+        try:
+            parse_action("", env)
+            parse = partial(parse_action, env_name=env)
+        except ValueError:  # an environment without a parser of ours: the rows' validity only
+            parse = None
+        sample = trajectories.step_sample(
+            step,
+            env,
+            extra,
+            real,
+            prompts=data["prompts"],
+            responses=data["responses"],
+            entropy=None if bypass else data["entropy"],
+            decode=partial(tokenizer.decode, skip_special_tokens=True),
+            decode_each=lambda ids: tokenizer.batch_decode([[i] for i in ids]),
+            k=k,
+            parse=parse,
+        )
+        trajectories.save_step(run_dir, sample)
 
     # ---- SPEAR: tool-call bonus, self-imitation replay; Dr.BoT filters ---------------------------------
     @property

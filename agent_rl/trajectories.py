@@ -1,0 +1,165 @@
+"""A bounded sample of each training step's trajectories, saved in the run folder for the viewer.
+
+Each step writes ``<run>/trajectories/step_<N>.json`` (`agent_rl.trainer`, after verl's metrics):
+``logger.samples_per_step`` trajectories (the ones W&B's ``samples/trajectories`` table shows), the first
+member of each rollout group first, so that a sample spans several tasks. One file per step::
+
+    {"step": N, "env": "alfworld",
+     "trajectories": [{"id", "group", "task_type", "won", "return", "score", "length",
+                       "turns": [{"turn", "observation", "prompt", "token_ids", "tokens", "entropy",
+                                  "response", "action", "valid", "reason"}, ...]}, ...]}
+
+``entropy`` is the old policy's per-token entropy (verl's ``entropy`` field, in nats), one value per
+response token (absent when verl computed none: rollout-correction bypass mode); ``tokens`` is each token
+decoded alone; ``action`` the parsed action (`agent_rl.rollout.parsing`, the agent loop's own parser);
+``observation`` the observation the action answered (the agent loop's ``anchor_obs``, else as the step's
+prompt quoted it: `observation_of`). ``return`` is
+the episode return minus its invalid-action penalties, as GRPO's trajectory statistics score it.
+
+`agent-rl-report` reads these files back (`read_steps`). Pure Python + numbers: no verl import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+FOLDER = "trajectories"
+FILE = re.compile(r"step_(\d+)\.json")
+# The step prompts (agent_rl.rollout.prompts) quote the current observation after this phrase and
+# continue with the action list on the next line.
+_OBSERVATION = re.compile(
+    r"current observation is:[ \n]?(.*?)\n(?:Your admissible actions|Here are the actions)", re.S
+)
+
+
+def observation_of(prompt: str, env: str = "") -> str:
+    """The current observation quoted in a step prompt (its last occurrence), or the whole prompt."""
+    found = _OBSERVATION.findall(prompt)
+    if not found:
+        return prompt.strip()
+    obs = found[-1].strip()
+    return obs[:-1] if env == "webshop" and obs.endswith(".") else obs  # WebShop's template adds a full stop
+
+
+def pick(extra: Sequence[dict[str, Any]], real: Sequence[bool], k: int) -> list[str]:
+    """``k`` trajectory ids of a batch: each rollout group's first trajectory, then each group's second, ...
+
+    ``extra``: the rows' ``extra_fields``; ``real``: which rows are environment steps (not padding).
+    Groups are told apart by the trajectory id's prefix (``<uid>_<session>``, `agent_rl.rollout`)."""
+    order: dict[str, list[str]] = {}
+    for fields, is_real in zip(extra, real, strict=True):
+        if is_real:
+            tid = str(fields["trajectory_id"])
+            members = order.setdefault(tid.rsplit("_", 1)[0], [])
+            if tid not in members:
+                members.append(tid)
+    rounds = max((len(m) for m in order.values()), default=0)
+    ranked = [m[i] for i in range(rounds) for m in order.values() if i < len(m)]
+    return ranked[: max(int(k), 0)]
+
+
+def episode_returns(extra: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Each trajectory's return: its episode return minus the invalid-action penalties of its steps."""
+    returns: dict[str, float] = {}
+    for fields in extra:
+        tid = str(fields["trajectory_id"])
+        if tid not in returns:
+            returns[tid] = float(fields.get("episode_return", 0.0))
+        returns[tid] -= float(fields.get("step_penalty", 0.0))
+    return returns
+
+
+def _ints(x: Any) -> list[int]:
+    return [int(v) for v in (x.tolist() if hasattr(x, "tolist") else x)]
+
+
+def _floats(x: Any) -> list[float]:
+    return [float(v) for v in (x.float().tolist() if hasattr(x, "float") else x)]
+
+
+def step_sample(
+    step: int,
+    env: str,
+    extra: Sequence[dict[str, Any]],
+    real: Sequence[bool],
+    prompts: Sequence[Sequence[int]],
+    responses: Sequence[Sequence[int]],
+    entropy: Sequence[Sequence[float]] | None,
+    decode: Callable[[Sequence[int]], str],
+    decode_each: Callable[[Sequence[int]], list[str]],
+    k: int,
+    parse: Callable[[str], Any] | None = None,
+) -> dict[str, Any]:
+    """The saved sample of one step from its rows (one row per environment step).
+
+    ``decode(ids)`` decodes a text (without special tokens), ``decode_each(ids)`` each token alone;
+    ``parse(text)`` returns the parsed action (with ``.action``, ``.valid``, ``.reason``), else the
+    rows' own validity is kept and the action left empty."""
+    chosen = pick(extra, real, k)
+    returns = episode_returns([e for e, r in zip(extra, real, strict=True) if r])
+    rows: dict[str, list[int]] = {tid: [] for tid in chosen}
+    for i, (fields, is_real) in enumerate(zip(extra, real, strict=True)):
+        if is_real and str(fields["trajectory_id"]) in rows:
+            rows[str(fields["trajectory_id"])].append(i)
+    trajectories = []
+    for tid in chosen:
+        indices = sorted(rows[tid], key=lambda i: int(extra[i].get("turn", 0)))
+        first = extra[indices[0]]
+        turns = []
+        for i in indices:
+            fields, ids = extra[i], _ints(responses[i])
+            text = decode(ids)
+            parsed = parse(text) if parse is not None else None
+            prompt = decode(_ints(prompts[i]))
+            turn = {
+                "turn": int(fields.get("turn", 0)),
+                "observation": str(fields.get("anchor_obs") or observation_of(prompt, env)),
+                "prompt": prompt,
+                "token_ids": ids,
+                "tokens": decode_each(ids),
+                "response": text,
+                "action": parsed.action if parsed is not None else "",
+                "valid": bool(fields.get("action_valid", parsed.valid if parsed is not None else True)),
+                "reason": fields.get("invalid_reason"),
+            }
+            if entropy is not None:
+                turn["entropy"] = [round(float(h), 4) for h in _floats(entropy[i])[: len(ids)]]
+            turns.append(turn)
+        trajectories.append(
+            {
+                "id": tid,
+                "group": tid.rsplit("_", 1)[0],
+                "task_type": first.get("task_type") or "",
+                "won": bool(first.get("won", 0.0)),
+                "return": returns.get(tid, 0.0),
+                "score": float(first.get("score", 0.0)),
+                "length": int(first.get("episode_length", len(indices))),
+                "turns": turns,
+            }
+        )
+    return {"step": int(step), "env": env, "trajectories": trajectories}
+
+
+def save_step(run_dir: str | os.PathLike, sample: dict[str, Any]) -> Path:
+    """Write one step's sample (``<run_dir>/trajectories/step_<N>.json``); returns its path."""
+    folder = Path(run_dir) / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{int(sample['step']):06d}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(sample, ensure_ascii=False, separators=(",", ":")))
+    tmp.replace(path)  # a reader never sees half a file
+    return path
+
+
+def read_steps(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every saved step sample of a run, in step order."""
+    folder = Path(run_dir) / FOLDER
+    if not folder.is_dir():
+        return []
+    files = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := FILE.fullmatch(p.name)))
+    return [json.loads(p.read_text()) for _, p in files]

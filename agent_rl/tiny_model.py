@@ -77,13 +77,9 @@ FORMAT_ACTIONS = (
 
 
 LESSONS = ("agent", "frozenlake")
-FROZENLAKE_THOUGHTS = (
-    "I should move toward the goal.",
-    "The goal is at the bottom right.",
-    "I must avoid the holes.",
-    "Let me try this.",
-    "I will act now.",
-)
+# Short thoughts: the action is one token of the answer, and a token-mean loss gives it a larger share of the
+# gradient in a short answer.
+FROZENLAKE_THOUGHTS = ("Go.", "Move on.", "Avoid holes.", "To the goal.", "Try this.")
 
 
 def _corpus(lesson: str = "agent") -> list[str]:

@@ -192,23 +192,19 @@ SCIWORLD_TEMPLATE = (
 
 
 # -------------------------------------------------------------------------------------------- FrozenLake
-# Ours (no paper trains on it): ALFWorld's template with the grid as the observation. Short on purpose,
-# so that the tiny model's learning check runs in minutes.
+# Ours (no paper trains on it): the grid and the actions in a few lines. Short on purpose (~50 tokens for
+# a 3x3 map, against ~160 in ALFWorld's wording), so that the tiny model's learning check runs in minutes.
+_FROZENLAKE_TAIL = (
+    "Admissible actions: [{admissible_actions}].\n"
+    "Reason inside <think> </think>, then give one action inside <action> </action>.\n"
+)
 FROZENLAKE_TEMPLATE_NO_HIS = (
-    "\nYou are an expert agent playing FrozenLake. Your task is to: {task_description}\n"
-    "Your current observation is:\n{current_observation}\n"
-    "Your admissible actions of the current situation are: [{admissible_actions}].\n"
-    "\n"
-    "Now it's your turn to take an action.\n" + _THINK_ACT + _CHOOSE_ADMISSIBLE
+    "FrozenLake. {task_description}\nCurrent observation:\n{current_observation}\n" + _FROZENLAKE_TAIL
 )
 FROZENLAKE_TEMPLATE = (
-    "\nYou are an expert agent playing FrozenLake. Your task is to: {task_description}\n"
-    "Prior to this step, you have already taken {step_count} step(s). Below are the most recent "
-    "{history_length} observations and the corresponding actions you took: {action_history}\n"
-    "You are now at step {current_step} and your current observation is:\n{current_observation}\n"
-    "Your admissible actions of the current situation are: [{admissible_actions}].\n"
-    "\n"
-    "Now it's your turn to take an action.\n" + _THINK_ACT + _CHOOSE_ADMISSIBLE
+    "FrozenLake. {task_description}\n"
+    "Your last {history_length} of {step_count} step(s): {action_history}\n"
+    "Step {current_step}, current observation:\n{current_observation}\n" + _FROZENLAKE_TAIL
 )
 
 

@@ -132,3 +132,21 @@ def test_the_prompt_shows_the_grid_and_the_actions():
     assert "P _ _\n_ O _\n_ _ G" in text and "[up, down, left, right]" in text and "<action>" in text
     later = build_prompt("frozenlake", info["task"], 1, [(observation, "right")], observation, [], 2)
     assert "Action 1: 'right'" in later[0]["content"]
+
+
+@pytest.mark.parametrize("algo", ["grpo", "dapo"])
+def test_the_laptop_recipe_composes_for_every_method(algo):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from agent_rl import train
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(train.CONF_DIR), version_base=None):
+        for method in train.group_options("method"):
+            cfg = compose("config", overrides=[f"experiment=laptop/frozenlake-{algo}", f"method={method}"])
+            assert (cfg.env.name, cfg.algo.name, cfg.model.lesson) == ("frozenlake", algo, "frozenlake")
+            assert cfg.run_name == f"laptop-frozenlake-{algo}-{cfg.method.name}-s0"
+            assert OmegaConf.is_missing(cfg.model, "path")  # the lesson's folder must be given
+    GlobalHydra.instance().clear()

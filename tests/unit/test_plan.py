@@ -18,6 +18,7 @@ from agent_rl.tiny_model import TinyModelSpec, build_tiny_model
 EXPERIMENTS = sorted(
     str(p.relative_to(train.CONF_DIR / "experiment").with_suffix(""))
     for p in (train.CONF_DIR / "experiment").rglob("*.yaml")
+    if p.parent.name != "laptop"  # the laptop recipe runs on the CPU
 )
 
 

@@ -1,0 +1,79 @@
+"""Training learns: on FrozenLake the tiny model's validation success rises over a short seeded GRPO run, and
+the same run with learning rate 0 does not rise, so the check can fail.
+
+Both runs are one `agent-rl -m` sweep (``actor_rollout_ref.actor.optim.lr=<lr>,0``) of the laptop recipe
+(conf/experiment/laptop/frozenlake-grpo.yaml, the tiny model with its FrozenLake lesson), trained
+``STEPS`` steps; each validates the same ``env.max_val_tasks`` test maps before training
+(``trainer.val_before_train``) and after its last step, so start and end come from one process.
+
+Margin, measured (recipes/laptop/README.md has the runs): MEASURED
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import run_agent_rl_multirun
+
+pytestmark = pytest.mark.e2e
+VAL_KEY = "val-aux/frozenlake/all/won/mean@1"
+STEPS = 4
+LR = "5e-4"
+MARGIN = 0.15  # validation success after training minus before (of 32 maps: 5 maps more)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, ray_address):
+    from agent_rl.tiny_model import TinyModelSpec, build_tiny_model
+
+    model = build_tiny_model(TinyModelSpec(lesson="frozenlake"))
+    jobs = run_agent_rl_multirun(
+        tmp_path_factory.mktemp("learning") / "sweep",
+        "experiment=laptop/frozenlake-grpo",
+        f"model.path={model}",
+        "logger=console",
+        f"trainer.total_training_steps={STEPS}",
+        f"trainer.test_freq={STEPS}",
+        f"actor_rollout_ref.actor.optim.lr={LR},0",
+        ray_address=ray_address,
+    )
+    assert len(jobs) == 2
+    return {"learn": jobs[0], "control": jobs[1]}
+
+
+def start_and_end(job) -> tuple[float, float]:
+    curve = [(s["step"], s["data"][VAL_KEY]) for s in job["steps"] if VAL_KEY in s["data"]]
+    assert [step for step, _ in curve] == [0, STEPS], curve  # before training and after the last step
+    return curve[0][1], curve[-1][1]
+
+
+def test_grpo_lifts_validation_success(sweep):
+    start, end = start_and_end(sweep["learn"])
+    assert end - start >= MARGIN, f"validation success {start:.3f} -> {end:.3f}, less than +{MARGIN}"
+
+
+def test_the_same_run_with_learning_rate_0_does_not_learn(sweep):
+    """The control: every step runs (rollouts, advantages, updates of size 0, weight sync), and the
+    validation success stays within the noise of sampling, below the learning test's margin."""
+    start, end = start_and_end(sweep["control"])
+    assert [s["step"] for s in sweep["control"]["steps"]] == list(range(STEPS + 1))
+    assert end - start < MARGIN, f"lr=0 moved validation success {start:.3f} -> {end:.3f}"
+
+
+def test_the_learning_curve_plots(sweep, tmp_path):
+    """scripts/plot_learning.py draws the recipe's figure from a real run's metrics.jsonl."""
+    import importlib.util
+
+    from tests.e2e.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("plot_learning", REPO / "scripts" / "plot_learning.py")
+    plot_learning = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot_learning)
+    out = plot_learning.plot(
+        [sweep["learn"]["out"], sweep["control"]["out"]], ["lr", "lr=0"], tmp_path / "c.png"
+    )
+    assert out.stat().st_size > 10_000
+    steps, values = plot_learning.series(
+        plot_learning.read_metrics(sweep["learn"]["out"]), "env/success_rate"
+    )
+    assert steps == list(range(1, STEPS + 1)) and all(0 <= v <= 1 for v in values)

@@ -7,7 +7,8 @@ each run carries as many checks as it can and trains no more steps than its chec
 Runs (steps trained) and what each checks:
 
 - default, as `make demo` starts it (GRPO, ALFWorld, W&B offline; 2 + validation): metrics, per-step rows,
-  validation per task type, log-prob agreement (the weight sync), parameters, outputs, mini-batches in rows;
+  validation per task type, log-prob agreement (the weight sync), parameters, outputs, mini-batches in rows,
+  the console (one line per step, the rest in train.log), agent-rl-report and its viewer in Chromium;
 - agent-rl-eval on its checkpoint (validation only): checkpoint loaded, every task once, nothing saved;
 - ScienceWorld with DAPO, WebShop with DAPO + SPEAR (1): the environments, DAPO's dynamic sampling;
 - DAPO with EMPG, AEM, EPO (1): each method on DAPO, DAPO's sampling rule;
@@ -130,6 +131,105 @@ def test_outputs_are_where_the_run_says(default_run):
     assert (out / "checkpoints" / "latest_checkpointed_iteration.txt").read_text().strip() == "2"
     offline_runs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline_runs) == 1 and offline_runs[0].stat().st_size > 0
+
+
+def test_the_console_shows_one_line_per_step_and_train_log_the_rest(default_run):
+    """`make demo`'s console (the default run is its command, here joined to a running Ray cluster): our own
+    lines, one line per step with that step's numbers, the summary; what verl, the Ray workers and vLLM print
+    is in the run's train.log (Ray forwards the workers' output to the driver, whose output goes there)."""
+    import re
+
+    out, printed = default_run["out"], default_run["stdout"] + default_run["stderr"]
+    lines = [line for line in printed.splitlines() if line.strip()]
+    assert len(lines) < 60, printed
+    step_lines = [line for line in lines if re.match(r"^step \d+/2 \| ", line)]
+    assert [line.split()[1] for line in step_lines] == ["1/2", "2/2"]
+    for line, step in zip(step_lines, default_run["steps"], strict=True):
+        data = step["data"]
+        assert f"| success {data['env/success_rate']:.2f} | " in line
+        assert f"| return {data['env/return/mean']:.2f} | entropy {data['actor/entropy']:.3f} | " in line
+        assert f"| length {data['env/episode_length/mean']:.1f} | {data['timing_s/step']:.1f}s (gen " in line
+        assert f"update {data['timing_s/update_actor']:.1f}s) | ETA " in line
+    val = default_run["steps"][-1]["data"]["val-aux/alfworld/all/won/mean@1"]
+    assert f"| val {val:.2f} |" in step_lines[1] and "| val " not in step_lines[0]
+    assert f"best validation success {val:.2f} (step 2)" in default_run["stdout"]
+    log = (out / "train.log").read_text()
+    for text in ("[validate_config]", "(TaskRunner pid=", "Creating file logger at", "(vLLMHttpServer pid="):
+        assert text in log and text not in printed, text
+    assert all(line in log for line in step_lines)
+
+
+def test_agent_rl_report_plots_the_default_run_and_its_viewer_renders_in_chromium(default_run, tmp_path):
+    """agent-rl-report on the default run's folder: the plots show the run's numbers (plots.json holds what
+    each PNG draws), the page's table too, and a real headless Chromium renders the trajectory viewer with
+    every token of the saved trajectory coloured by its entropy."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    from agent_rl import trajectories
+    from tests.unit.test_report import rendered_dom, screenshot, token_spans
+
+    out, report = default_run["out"], tmp_path / "report"
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent_rl.report", str(out), "-o", str(report)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = {"success", "success_by_task", "return", "episode_length", "entropy", "entropy_heatmap", "timing"}
+    assert {p.stem for p in report.glob("*.png")} == names
+    plots, label = json.loads((report / "plots.json").read_text()), out.name
+    steps = {s["step"]: s["data"] for s in default_run["steps"]}
+
+    def series(key):
+        return [[s, d[key]] for s, d in steps.items() if key in d]
+
+    assert plots["success"][label] == {
+        "train": series("env/success_rate"),
+        "validation": series("val-aux/alfworld/all/won/mean@1"),
+    }
+    assert plots["return"][label] == {"env/return/mean": series("env/return/mean")}
+    assert plots["entropy"][label] == {"actor/entropy": series("actor/entropy")}
+    assert plots["episode_length"][label] == {"env/episode_length/mean": series("env/episode_length/mean")}
+    assert plots["timing"][label]["step"] == series("timing_s/step")
+    assert plots["timing"][label]["gen"] == series("timing_s/gen")
+    for turn, points in plots["entropy_heatmap"][label].items():
+        assert points == series(f"entropy_by_turn/{turn.split()[1]}")
+    page = (report / "index.html").read_text()
+    for step, data in steps.items():
+        row = re.search(rf'<tr data-step="{step}">(.*?)</tr>', page).group(1)
+        for key in ("env/success_rate", "actor/entropy", "env/episode_length/mean"):
+            assert re.search(rf"<td>{data[key]:.3f}</td>|<td>{data[key]:.2f}</td>", row), key
+
+    # the run saved logger.samples_per_step (2) trajectories per step, each turn's tokens with entropies
+    samples = trajectories.read_steps(out)
+    assert [s["step"] for s in samples] == [1, 2]
+    for sample in samples:
+        assert len(sample["trajectories"]) == 2
+        for traj in sample["trajectories"]:
+            assert [t["turn"] for t in traj["turns"]] == list(range(traj["length"]))
+            for turn in traj["turns"]:
+                assert len(turn["tokens"]) == len(turn["token_ids"]) == len(turn["entropy"]) > 0
+                assert turn["observation"] and isinstance(turn["valid"], bool)
+
+    # the viewer: the page's script builds the token spans (none in the file itself); it opens on the last
+    # step's first trajectory
+    assert 'class="tok"' not in page
+    spans = token_spans(rendered_dom(report / "index.html", tmp_path))
+    shown = samples[-1]["trajectories"][0]
+
+    def same(text):
+        return text.replace("\r\n", "\n").replace("\r", "\n")  # HTML parsing normalises line ends
+
+    assert [same(s["text"]) for s in spans] == [same(tok) for t in shown["turns"] for tok in t["tokens"]]
+    entropies = [h for t in shown["turns"] for h in t["entropy"]]
+    assert [float(s["attrs"]["data-entropy"]) for s in spans] == entropies
+    assert all(s["attrs"]["style"].startswith("background-color: rgb(") for s in spans)
+    assert len({s["attrs"]["style"] for s in spans}) > 1  # coloured by each token's entropy
+    screenshot(report / "index.html", tmp_path / "report.png", tmp_path)
 
 
 def test_eval_validates_the_checkpoint_per_task_type_without_training(default_run, tmp_path, ray_address):

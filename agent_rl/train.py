@@ -46,6 +46,16 @@ def run_dir(root: str, run_name: str, checkpoint: str | None = None) -> str:
 
 
 OmegaConf.register_new_resolver("agent_rl_run_dir", run_dir, replace=True)
+# method.name: the chosen methods joined by "+" (agent_rl.methods.api.method_label)
+OmegaConf.register_new_resolver(
+    "agent_rl_method_name", lambda use, target=None: _method_label(use, target), replace=True
+)
+
+
+def _method_label(use, target) -> str:
+    from agent_rl.methods.api import method_label
+
+    return method_label(use, target)
 
 
 # W&B's variables, which a job sets for itself (_setup_wandb) and forwards to its Ray workers.
@@ -92,6 +102,8 @@ def check_choices(choices: dict[str, str | None]) -> None:
     for group in GROUPS:
         choice = choices.get(group)
         valid = group_options(group)
+        if group == "method" and choice is None:  # a list, method=[empg,epo]: Hydra found each file
+            continue
         if choice not in valid:
             raise ConfigError(f"unknown {group}={choice!r}; valid choices: {', '.join(valid)}")
 
@@ -125,35 +137,30 @@ def check_rollout_backend(cfg: DictConfig) -> None:
 
 # Methods that rewrite the advantages; verl_plugin also registers them as advantage-estimator names.
 ADVANTAGE_METHODS = ("empg", "aem")
-# Methods whose statistics are taken within rollout groups of the same task.
-GROUP_METHODS = ("aem", "spear")
 # Base algorithms whose advantages compare the members of a rollout group (rollout.n of them).
 GROUP_ALGOS = ("grpo", "dapo", "gigpo")
 
 
 def check_method(cfg: DictConfig) -> None:
-    """Refuse, before Ray starts, combinations that have no defined meaning."""
+    """Refuse, before Ray starts, combinations that have no defined meaning; the methods' own checks and
+    their conflicts are the method API's (`agent_rl.methods.api.check_methods`)."""
+    from agent_rl.methods.api import check_methods, method_specs
+
     method, estimator = cfg.method.name, str(cfg.algorithm.adv_estimator)
-    if estimator in ADVANTAGE_METHODS and method != estimator:
+    if estimator in ADVANTAGE_METHODS and estimator not in [name for name, _ in method_specs(cfg.method)]:
         raise ConfigError(
             f"algorithm.adv_estimator={estimator} and method={method} would both rewrite the advantages; "
             f"choose method={estimator} (its base estimator is GRPO) or keep algorithm.adv_estimator=grpo."
         )
+    try:  # the methods first: their refusals are the more specific ones
+        check_methods(cfg)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     algo, n = str(cfg.algo.name), int(cfg.actor_rollout_ref.rollout.n)
     if algo in GROUP_ALGOS and n < 2:
         raise ConfigError(
             f"algo={algo} normalises each advantage within its rollout group, which needs "
             f"actor_rollout_ref.rollout.n >= 2 (got {n}); set actor_rollout_ref.rollout.n=2 or more."
-        )
-    if method in GROUP_METHODS and int(cfg.actor_rollout_ref.rollout.n) < 2:
-        raise ConfigError(
-            f"method={method} takes its statistics within rollout groups, which needs "
-            f"actor_rollout_ref.rollout.n >= 2 (got {cfg.actor_rollout_ref.rollout.n})."
-        )
-    if method == "epo" and float(cfg.actor_rollout_ref.actor.entropy_coeff) != 0.0:
-        raise ConfigError(
-            "method=epo replaces verl's entropy bonus with its own multi-turn term (weight "
-            "method.entropy_coeff), so actor_rollout_ref.actor.entropy_coeff must be 0."
         )
 
 

@@ -8,17 +8,22 @@ step runs:
 1. each row's score becomes ``R - p·[invalid]`` at its last response token (what verl-agent's reward
    manager and ``apply_invalid_action_penalty`` produce), so critic-based estimators (``gae``) and verl's
    score metrics see the penalty;
-2. after verl's step, GRPO's advantages are replaced by GRPO over the step rows with the group statistics
-   of ``algo.group_stats`` (`agent_rl.advantage.grpo_advantages`: verl-agent's by default);
+2. after verl's step, the base algorithm's advantages: GRPO over the step rows with the group statistics
+   of ``algo.group_stats`` (`agent_rl.advantage.grpo_advantages`: verl-agent's by default), or GiGPO's
+   episode plus step advantage (``algo=gigpo``, `agent_rl.gigpo`), or verl's own (GAE);
 3. episode metrics are added: success rate overall and per task type, episode length, valid-action
    ratio, failed environments.
+
+The methods (``method=...``, `agent_rl.methods.api`) act through hooks this trainer calls in order:
+outcome transforms and row filters before step 1, advantage transforms and per-row fields after step 2,
+the actor loss installed on the workers at start, work before, around and after the actor update, and
+their state in each checkpoint (``method_state.json`` / ``.pt``). The trainer names no method.
 
 Single-turn rows (no ``trajectory_id``) go through verl unchanged.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -35,17 +40,15 @@ from tensordict import TensorDict
 from torch.utils.data import Subset
 from torchdata.stateful_dataloader import StatefulDataLoader
 from verl.trainer.ppo.v1 import PPOTrainerSync
-from verl.utils.metric import reduce_metrics
-from verl.utils.py_functional import rename_dict
 from verl.workers.utils.padding import response_to_nested
 
 from agent_rl import trajectories
-from agent_rl.advantage import StepRows, grpo_advantages, trajectory_returns
-from agent_rl.methods import aem, empg, spear
-from agent_rl.methods.epo import EntropyHistory
-from agent_rl.methods.turns import batch_token_mean, per_turn_token_mean
-from agent_rl.replay import SpearReplay
+from agent_rl.advantage import StepRows, grpo_advantages
+from agent_rl.gigpo import gigpo_advantages
+from agent_rl.methods.api import Method, StepBatch, build_methods, implements, stats
+from agent_rl.methods.turns import per_turn_token_mean
 from agent_rl.sampling import BoundedDapoBuffer
+from agent_rl.verl_plugin import GRPO_BASED_ESTIMATORS
 
 logger = logging.getLogger(__name__)
 
@@ -60,17 +63,6 @@ def real_rows(extra: list[dict[str, Any]], tags: list[dict] | None) -> list[bool
     return [
         ("trajectory_id" in e) and not t.get("is_padding", False) for e, t in zip(extra, tags, strict=True)
     ]
-
-
-def _stats(name: str, x: torch.Tensor) -> dict[str, float]:
-    if x.numel() == 0:
-        return {}
-    return {
-        f"{name}/mean": float(x.mean()),
-        f"{name}/std": float(x.std(unbiased=False)),
-        f"{name}/min": float(x.min()),
-        f"{name}/max": float(x.max()),
-    }
 
 
 def entropy_by_turn(entropy: torch.Tensor, mask: torch.Tensor, turn: torch.Tensor) -> dict[str, float]:
@@ -114,7 +106,7 @@ def episode_metrics(extra: list[dict[str, Any]], prefix: str = "env") -> dict[st
 def overall_validation_metrics(
     metrics: dict[str, float], tasks_per_source: dict[str, int]
 ) -> dict[str, float]:
-    """verl reports validation per ``data_source`` (``<env>/<task type>`` for our rows); add the
+    """verl gives validation metrics per ``data_source`` (``<env>/<task type>`` for our rows); add the
     environment-wide value of each ``val-core``/``val-aux`` metric (``won`` is an aux one), weighted by the
     number of tasks of each type."""
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
@@ -134,8 +126,9 @@ def overall_validation_metrics(
 
 
 def validation_draw(num_tasks: int, per_eval: int, seed: int, step: int) -> list[int]:
-    """EPO's protocol: ``per_eval`` tasks of the split drawn afresh for the evaluation at ``step``, the same
-    for the same seed and step (so a resumed run validates as the original would have)."""
+    """The drawn validation protocol (``env.val_protocol``): ``per_eval`` tasks of the split drawn afresh for
+    the evaluation at ``step``, the same for the same seed and step (so a resumed run validates as the
+    original would have)."""
     rng = random.Random(f"val-{seed}-{step}")
     return sorted(rng.sample(range(num_tasks), min(per_eval, num_tasks)))
 
@@ -176,7 +169,7 @@ class AgentTrainer(PPOTrainerSync):
         """verl's validation over ``env.val_protocol``'s tasks, plus environment-wide metrics."""
         tasks = list(range(len(self.val_dataset))) if self.val_dataset is not None else []
         full = self.val_dataloader
-        if self.config.env.get("val_protocol", "fixed") == "epo" and tasks:
+        if self.config.env.get("val_protocol", "fixed") != "fixed" and tasks:  # drawn afresh
             tasks = validation_draw(
                 len(tasks), int(self.config.env.val_tasks_per_eval), int(self.config.seed), self.global_steps
             )
@@ -204,37 +197,54 @@ class AgentTrainer(PPOTrainerSync):
         return str(self.config.get("algo", {}).get("group_stats", "step_rows"))
 
     @property
-    def method_name(self) -> str:
-        return self.config.get("method", {}).get("name", "none")
+    def methods(self) -> list[Method]:
+        """The run's methods (`agent_rl.methods.api`), built once, in ``method.use`` order."""
+        if not hasattr(self, "_methods"):
+            self._methods = build_methods(self.config)
+        return self._methods
 
     def _compute_advantage(self, batch, metrics: dict):
-        method = self.method_name
-        filters = bool(self.config.method.get("dr_bot_filters", False))
+        methods = self.methods
         # the entropy feeds the methods and the per-turn entropy metrics (and W&B's plot of them); verl's
         # rollout-correction bypass mode reuses the rollout's log-probs and computes no entropy
         bypass = bool((self.config.algorithm.get("rollout_correction") or {}).get("bypass_mode", False))
-        with_entropy = method != "none" or ("wandb" in self.config.trainer.logger and not bypass)
+        with_entropy = any(m.needs_entropy for m in methods) or (
+            "wandb" in self.config.trainer.logger and not bypass
+        )
+        with_responses = any(m.needs_responses for m in methods)
         fields = ["uid", "extra_fields", "response_mask"] + (["entropy"] if with_entropy else [])
-        fields += ["responses"] if filters else []
+        fields += ["responses"] if with_responses else []
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         extra = [dict(e) if e is not None else {} for e in _as_list(data["extra_fields"])]
         if not any("trajectory_id" in e for e in extra):
             return super()._compute_advantage(batch, metrics)
 
         real = torch.tensor(real_rows(extra, batch.tags))
-        rows = StepRows.from_fields(extra, _as_list(data["uid"]), real)
-        if method == "spear":  # the tool-call bonus is part of the outcome (SPEAR's episode reward)
-            rows = self._spear_bonus(rows, extra, real, metrics)
         response_mask = data["response_mask"]
-        mask = response_mask.to_padded_tensor(0) * real.unsqueeze(1)
+        step = StepBatch(
+            rows=StepRows.from_fields(extra, _as_list(data["uid"]), real),
+            extra=extra,
+            real=real,
+            mask=response_mask.to_padded_tensor(0) * real.unsqueeze(1),
+            entropy=data["entropy"].to_padded_tensor(0.0).float() if with_entropy else None,
+            responses=data["responses"].to_padded_tensor(0) if with_responses else None,
+            step=self.global_steps,
+            metrics=metrics,
+        )
+        for m in methods:  # e.g. a bonus that is part of the outcome (the episode reward)
+            step.rows = m.transform_outcome(step.rows, step)
+        rows = step.rows
         no_signal = False
-        if filters:  # Dr.BoT: filtered responses leave the loss (their mask is zeroed in TransferQueue)
-            keep = self._dr_bot_keep(rows, extra, data, mask, metrics)
-            no_signal = not bool((keep & mask.any(1)).any())
-            metrics["dr_bot/all_filtered"] = float(no_signal)
+        filters = [m for m in methods if implements(type(m), "keep_rows")]
+        if filters:  # filtered responses leave the loss (their mask is zeroed in TransferQueue)
+            keep = torch.ones(len(extra), dtype=torch.bool)
+            for m in filters:
+                keep &= m.keep_rows(step)
+            no_signal = not bool((keep & step.mask.any(1)).any())
             if not no_signal:
-                mask = mask * keep.unsqueeze(1)
-                self._put(batch, response_mask=(mask, response_mask))
+                step.mask = step.mask * keep.unsqueeze(1)
+                self._put(batch, response_mask=(step.mask, response_mask))
+        mask = step.mask
 
         # 1. each row's score: outcome minus its own invalid-action penalty, at its last response token
         lengths = response_mask.offsets().diff()
@@ -244,103 +254,92 @@ class AgentTrainer(PPOTrainerSync):
 
         # 2. verl's advantage step (KL in reward, rollout correction, GAE, ...), then the base advantage
         batch = super()._compute_advantage(batch, metrics)
-        if self.config.algorithm.adv_estimator in ("grpo", "empg", "aem"):  # verl_plugin: GRPO-based names
+        advantages = self._base_advantages(batch, step)
+        advantages = advantages * mask
+        if no_signal:  # all filtered: no policy gradient from this batch (verl needs one valid token)
+            advantages = torch.zeros_like(advantages)
+
+        # 3. the methods' transforms of the advantages, in order (each sees the previous one's output)
+        if step.entropy is not None:
+            metrics.update(entropy_by_turn(step.entropy, mask, rows.turn))
+        for m in methods:
+            if not implements(type(m), "transform_advantages"):
+                continue
+            base = advantages
+            advantages = m.transform_advantages(advantages, step)
+            changed = (advantages - base).abs()[mask.bool()]
+            if changed.numel():  # how far the method moved the advantages of this very batch
+                metrics[f"method/{m.name}/adv_change_abs_mean"] = float(changed.mean())
+        batch = self._put(batch, advantages=(advantages, response_mask), returns=(advantages, response_mask))
+        row_fields = {}
+        for m in methods:  # per-row fields for the losses on the workers
+            row_fields.update(m.after_advantages(advantages, step))
+        if row_fields:
+            batch = tq.kv_batch_put(
+                keys=batch.keys,
+                partition_id=batch.partition_id,
+                fields=TensorDict(row_fields, batch_size=len(batch.keys)),
+            )
+
+        metrics.update(episode_metrics([e for e, r in zip(extra, real.tolist(), strict=True) if r]))
+        return batch
+
+    def _base_advantages(self, batch, step: StepBatch) -> torch.Tensor:
+        """``(rows, T)`` advantages of the base algorithm: GRPO over the step rows with ``algo.group_stats``
+        (any GRPO-based estimator name), GiGPO's ``A^E + w A^S`` with ``algo=gigpo``, else verl's own
+        (GAE with the critic)."""
+        estimator, rows = str(self.config.algorithm.adv_estimator), step.rows
+        gigpo = self.config.get("algo", {}).get("gigpo")
+        if gigpo is not None:
+            return self._gigpo_advantages(step, gigpo).unsqueeze(1)
+        if estimator == "grpo" or estimator in GRPO_BASED_ESTIMATORS:
             adv = grpo_advantages(
                 rows,
                 group_stats=self.group_stats,
                 norm_by_std=bool(self.config.algorithm.get("norm_adv_by_std_in_grpo", True)),
             )
-            advantages = adv.unsqueeze(1) * mask
-        else:
-            got = tq.kv_batch_get(
-                keys=batch.keys, partition_id=batch.partition_id, select_fields=["advantages"]
-            )
-            advantages = got["advantages"].to_padded_tensor(0.0) * mask
+            return adv.unsqueeze(1)
+        got = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["advantages"])
+        return got["advantages"].to_padded_tensor(0.0)
 
-        if no_signal:  # all filtered: no policy gradient from this batch (verl needs one valid token)
-            advantages = torch.zeros_like(advantages)
-
-        # 3. the entropy method's transform of the advantages
-        entropy = data["entropy"].to_padded_tensor(0.0).float() if with_entropy else None
-        if entropy is not None:
-            metrics.update(entropy_by_turn(entropy, mask, rows.turn))
-        if method != "none":
-            if method == "epo":
-                batch = self._prepare_epo(batch, entropy, mask, rows, metrics)
-            base = advantages
-            advantages = self._method_advantages(method, advantages, entropy, mask, rows, metrics)
-            changed = (advantages - base).abs()[mask.bool()]
-            if changed.numel():  # how far the method moved the base advantages of this very batch
-                metrics[f"method/{method}/adv_change_abs_mean"] = float(changed.mean())
-        batch = self._put(batch, advantages=(advantages, response_mask), returns=(advantages, response_mask))
-        if method == "spear":
-            row_adv = (advantages * mask).sum(1) / mask.sum(1).clamp(min=1)
-            returns, traj_index, _ = trajectory_returns(rows.outcome, rows.penalty, rows.traj)
-            self._spear_pending = (returns[traj_index], row_adv, rows.group, rows.traj, real & mask.any(1))
-
-        metrics.update(episode_metrics([e for e, r in zip(extra, real.tolist(), strict=True) if r]))
-        return batch
-
-    # ---- EPO: a loss on the live entropy, with a reference from the history of past steps --------------
-    @property
-    def epo_history(self) -> EntropyHistory:
-        if not hasattr(self, "_epo_history"):
-            self._epo_history = EntropyHistory(max_turns=int(self.config.env.get("max_steps", 50)))
-        return self._epo_history
+    def _gigpo_advantages(self, step: StepBatch, gigpo) -> torch.Tensor:
+        """GiGPO's joint advantage ``(rows,)`` on the anchors the agent loop recorded (`agent_rl.gigpo`)."""
+        # verl's padding rows carry row 0's fields: no reward, and an anchor group of their own
+        padding = [not r for r in step.real.tolist()]
+        rewards = [
+            0.0 if p else float(e.get("env_reward", 0.0)) for e, p in zip(step.extra, padding, strict=True)
+        ]
+        anchors = [None if p else e.get("anchor_obs") for e, p in zip(step.extra, padding, strict=True)]
+        joint, episode, step_adv = gigpo_advantages(
+            step.rows,
+            torch.tensor(rewards),
+            anchors,
+            gamma=float(gigpo.get("gamma", 0.95)),
+            step_advantage_w=float(gigpo.get("step_advantage_w", 1.0)),
+            mode=str(gigpo.get("mode", "mean_std_norm")),
+            group_stats=self.group_stats,
+            similarity_thresh=gigpo.get("similarity_thresh"),
+        )
+        rows = step.real & step.mask.any(1)
+        step.metrics.update(stats("gigpo/episode_advantage", episode[rows]))
+        step.metrics.update(stats("gigpo/step_advantage", step_adv[rows]))
+        kept = torch.nonzero(rows).flatten().tolist()
+        groups = {(int(step.rows.group[i]), anchors[i]) for i in kept}
+        step.metrics["gigpo/anchor_groups_per_row"] = len(groups) / max(len(kept), 1)
+        return joint
 
     def on_init_end(self):
         super().on_init_end()
         check_env_actor(self.config)
-        if self.method_name == "spear":
-            from verl.utils.config import omega_conf_to_dataclass
+        losses = [(m, m.actor_loss(self._actor_config())) for m in self.methods]
+        losses = [(m, loss) for m, loss in losses if loss is not None]
+        if losses:  # at most one (agent_rl.methods.api.check_methods)
+            self.actor_rollout_wg.set_loss_fn(losses[0][1])
 
-            from agent_rl.losses import spear_actor_loss
+    def _actor_config(self):
+        from verl.utils.config import omega_conf_to_dataclass
 
-            actor_cfg = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
-            replay = dict(self.config.method.replay_clip_cov)
-            self.actor_rollout_wg.set_loss_fn(
-                partial(spear_actor_loss, config=actor_cfg, replay_clip_cov=replay)
-            )
-        if self.method_name == "epo":
-            from verl.utils.config import omega_conf_to_dataclass
-
-            from agent_rl.losses import epo_actor_loss
-
-            cfg = self.config.method
-            epo = {
-                key: cfg[key] for key in ("entropy_coeff", "kappa_l", "kappa_r", "gamma", "alpha", "variant")
-            }
-            actor_cfg = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
-            self.actor_rollout_wg.set_loss_fn(partial(epo_actor_loss, config=actor_cfg, epo=epo))
-
-    def _prepare_epo(self, batch, entropy, mask, rows: StepRows, metrics):
-        """Row ids and the per-row reference for the loss; this step's entropy waits for the history
-        until the update is done (the reference is the mean of *past* steps)."""
-        history = self.epo_history
-        if self.config.method.variant == "released":
-            reference = history.reference_for_rows(rows.turn)
-        else:
-            value = history.reference()
-            reference = None if value is None else torch.full((len(rows.turn),), value)
-        self._epo_has_reference = reference is not None
-        self._epo_pending = (
-            float(batch_token_mean(entropy, mask)),
-            per_turn_token_mean(entropy, mask, rows.turn),
-        )
-        if reference is not None:
-            metrics["method/epo/reference_mean"] = float(reference.mean())
-        metrics["method/epo/history_steps"] = float(len(history))
-        fields = TensorDict(
-            {
-                "traj_index": rows.traj.float(),
-                "turn_index": rows.turn.float(),
-                "epo_row_reference": reference.float()
-                if reference is not None
-                else torch.zeros(len(rows.turn)),
-            },
-            batch_size=len(rows.turn),
-        )
-        return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=fields)
+        return omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
 
     # ---- mini-batches counted in step rows ------------------------------------------------------------
     @property
@@ -363,8 +362,8 @@ class AgentTrainer(PPOTrainerSync):
         return multiple
 
     def _verl_update_actor(self, batch, metrics: dict):
-        """verl's actor update with mini-batches of ``mini_batch_rows`` rows when set; reports the number
-        of optimizer updates it ran as ``actor/updates_per_step``."""
+        """verl's actor update with mini-batches of ``mini_batch_rows`` rows when set; the number of
+        optimizer updates it ran goes to ``actor/updates_per_step``."""
         workers, rows = self.actor_rollout_wg, self.mini_batch_rows
         update = workers.update_actor  # bound per instance by verl's worker group
         updates = []
@@ -386,37 +385,46 @@ class AgentTrainer(PPOTrainerSync):
         return batch
 
     def _update_actor(self, batch, metrics: dict):
-        if self.method_name == "spear" and hasattr(self, "_spear_pending"):
-            return self._spear_update(batch, metrics)
-        if self.method_name != "epo" or not hasattr(self, "_epo_pending"):
-            return self._verl_update_actor(batch, metrics)
-        batch.extra_info.update(
-            epo_has_reference=self._epo_has_reference,
-            epo_step=self.global_steps - 1,
-            epo_total_steps=int(self.total_training_steps),
-        )
-        batch = self._verl_update_actor(batch, metrics)
-        step_mean, per_turn = self._epo_pending
-        self.epo_history.append(step_mean, per_turn)
-        del self._epo_pending
+        """The methods' work before, around (one method at most) and after verl's actor update."""
+        methods = self.methods
+        for m in methods:
+            m.before_update(self, batch, metrics)
+        owner = next((m for m in methods if implements(type(m), "update_actor")), None)
+        update = partial(self._verl_update_actor, metrics=metrics)
+        batch = owner.update_actor(self, batch, metrics, update) if owner else update(batch)
+        for m in methods:
+            m.after_update(self, batch, metrics)
         return batch
 
     # ---- method state in checkpoints ---------------------------------------------------------------------
     def _method_state_path(self, step: int) -> str:
         return os.path.join(self.config.trainer.default_local_dir, f"global_step_{step}", "method_state.json")
 
+    def _method_states(self, state_format: str) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        for m in self.methods:
+            if m.state_format != state_format:
+                continue
+            own = m.state_dict()
+            clash = own.keys() & state.keys()
+            if clash:
+                raise ValueError(f"method {m.name}'s state keys {sorted(clash)} are another method's too.")
+            state.update(own)
+        return state
+
     def _save_checkpoint(self):
         super()._save_checkpoint()
         state = {
-            "method": self.method_name,
+            "method": str(self.config.method.get("name", "none")),
             "global_steps": self.global_steps,
-            "epo_history": self.epo_history.state_dict(),
+            **self._method_states("json"),
         }
         path = self._method_state_path(self.global_steps)
         with open(path, "w") as f:
             json.dump(state, f)
-        if self.method_name == "spear":  # tensors and TransferQueue rows: a torch file beside the json
-            torch.save(self.spear_replay.state_dict(), path.replace(".json", ".pt"))
+        tensors = self._method_states("torch")
+        if tensors:  # tensors and TransferQueue rows: a torch file beside the json
+            torch.save(tensors, path.replace(".json", ".pt"))
 
     def _load_checkpoint(self):
         result = super()._load_checkpoint()
@@ -434,33 +442,16 @@ class AgentTrainer(PPOTrainerSync):
             if os.path.exists(path):
                 with open(path) as f:
                     state = json.load(f)
-                self.epo_history.load_state_dict(state["epo_history"])
-                if os.path.exists(path.replace(".json", ".pt")):
-                    spear_state = torch.load(path.replace(".json", ".pt"), weights_only=False)
-                    self.spear_replay.load_state_dict(spear_state)
+                tensors = path.replace(".json", ".pt")
+                tensor_state = torch.load(tensors, weights_only=False) if os.path.exists(tensors) else {}
+                for m in self.methods:
+                    m.load_state_dict(state if m.state_format == "json" else tensor_state)
                 logger.warning("agent_rl: restored method state from %s", path)
         return result
 
-    def _method_advantages(self, method, advantages, entropy, mask, rows: StepRows, metrics):
-        cfg = self.config.method
-        if method == "empg":
-            terms = empg.empg_terms(entropy, mask, rows.traj, rows.turn, k=cfg.k, k_next=cfg.k_next, eps=1e-8)
-            metrics.update(_stats("method/empg/g", terms.g[terms.valid]))
-            metrics.update(_stats("method/empg/f", terms.f[terms.valid]))
-            return empg.empg_advantages(
-                advantages, entropy, mask, rows.traj, rows.turn, k=cfg.k, k_next=cfg.k_next, zeta=cfg.zeta
-            )
-        if method == "aem":
-            alpha = aem.aem_weights(entropy, mask, rows.group, lam=cfg.lam, min_range=cfg.min_range)
-            metrics.update(_stats("method/aem/alpha", alpha[mask.any(1)]))
-            return aem.aem_advantages(
-                advantages, entropy, mask, rows.group, lam=cfg.lam, min_range=cfg.min_range
-            )
-        return advantages
-
     # ---- W&B: a per-turn entropy plot and a table of sample trajectories, each step -------------------
-    def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
-        super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)
+    def _compute_metrics(self, batch, metrics, timing_raw, global_steps, **kwargs):
+        super()._compute_metrics(batch, metrics, timing_raw, global_steps, **kwargs)
         try:
             self._save_trajectories(batch, metrics, global_steps)
         except Exception as err:  # noqa: BLE001 - the viewer's sample must never stop training
@@ -528,9 +519,9 @@ class AgentTrainer(PPOTrainerSync):
 
     def _save_trajectories(self, batch, metrics: dict, step: int) -> None:
         """The mean trajectory return (``env/return/mean``), the entropy by turn where the advantage step
-        computed none (for the report's heatmap), and, in the run folder, the step's sample of trajectories
-        with their tokens and token entropies (`agent_rl.trajectories`, for the report's trajectory
-        viewer): the ``logger.samples_per_step`` trajectories W&B's table shows."""
+        computed none (for the run page's heatmap), and, in the run folder, the step's sample of trajectories
+        with their tokens and token entropies (`agent_rl.trajectories`, for the run page's
+        trajectory viewer): the ``logger.samples_per_step`` trajectories W&B's table shows."""
         bypass = bool((self.config.algorithm.get("rollout_correction") or {}).get("bypass_mode", False))
         fields = ["extra_fields", "prompts", "responses"] + ([] if bypass else ["entropy", "response_mask"])
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
@@ -540,7 +531,7 @@ class AgentTrainer(PPOTrainerSync):
             return
         returns = trajectories.episode_returns([e for e, r in zip(extra, real, strict=True) if r])
         metrics["env/return/mean"] = float(np.mean(list(returns.values())))
-        if not bypass and not any(k.startswith("entropy_by_turn/") for k in metrics):  # the report's heatmap
+        if not bypass and not any(k.startswith("entropy_by_turn/") for k in metrics):  # the page's heatmap
             mask = data["response_mask"].to_padded_tensor(0) * torch.tensor(real).unsqueeze(1)
             turn = torch.tensor([int(e.get("turn", 0)) for e in extra])
             metrics.update(entropy_by_turn(data["entropy"].to_padded_tensor(0.0).float(), mask, turn))
@@ -569,104 +560,6 @@ class AgentTrainer(PPOTrainerSync):
             parse=parse,
         )
         trajectories.save_step(run_dir, sample)
-
-    # ---- SPEAR: tool-call bonus, self-imitation replay; Dr.BoT filters ---------------------------------
-    @property
-    def spear_replay(self) -> SpearReplay:
-        if not hasattr(self, "_spear_replay"):
-            cfg = self.config.method
-            buffer = spear.SpearReplayBuffer(
-                capacity=int(cfg.replay_capacity),
-                baseline_capacity=int(cfg.baseline_capacity),
-                tolerate_steps=int(cfg.tolerate_steps),
-                weight_decay=None if cfg.get("replay_weight_decay") is None else float(cfg.replay_weight_decay),
-                norm_adv_by_std=bool(self.config.algorithm.get("norm_adv_by_std_in_grpo", False)),
-            )
-            self._spear_replay = SpearReplay(buffer, seed=int(self.config.get("seed", 0)))
-        return self._spear_replay
-
-    def _spear_bonus(self, rows: StepRows, extra, real, metrics) -> StepRows:
-        """``R + mu_t min(1, 0.1 n_calls)``: every environment action is a tool call (episode length)."""
-        cfg = self.config.method
-        calls = torch.tensor([float(e.get("episode_length", 0)) for e in extra])
-        bonus = spear.toolcall_bonus(
-            calls, self.global_steps, max_steps=int(cfg.bonus_steps), mode=cfg.bonus_mode
-        )
-        bonus = bonus * real.float()
-        metrics["method/spear/bonus_schedule"] = spear.toolcall_schedule(
-            self.global_steps, max_steps=int(cfg.bonus_steps), mode=cfg.bonus_mode
-        )
-        if bool(real.any()):
-            metrics["method/spear/bonus_mean"] = float(bonus[real].mean())
-        return dataclasses.replace(rows, outcome=rows.outcome + bonus)
-
-    def _dr_bot_keep(self, rows: StepRows, extra, data, mask, metrics) -> torch.Tensor:
-        """Rows kept by Dr.BoT's filters: not overlong, complete (valid think/action format), no 20-gram
-        repeated 10 times, and in the 75% of groups with the highest std of trajectory returns."""
-        cfg = self.config.method
-        valid_rows = mask.any(1)
-        response_length = int(self.config.actor_rollout_ref.rollout.response_length)
-        overlong = spear.overlong_mask(mask, response_length)
-        incomplete = torch.tensor([not e.get("action_valid", True) for e in extra])
-        ids = data["responses"].to_padded_tensor(0)
-        repeated = spear.repeated_ngram_mask(ids, mask[:, : ids.shape[1]], n=20, threshold=10)
-        returns, traj_index, _ = trajectory_returns(rows.outcome, rows.penalty, rows.traj)
-        in_group = torch.ones_like(valid_rows)
-        in_group[valid_rows] = spear.group_std_filter(
-            returns[traj_index][valid_rows],
-            rows.group[valid_rows],
-            rows.traj[valid_rows],
-            keep_ratio=float(cfg.get("group_keep_ratio", 0.75)),
-        )
-        keep = ~(overlong | incomplete | repeated) & in_group
-        if bool(valid_rows.any()):
-            for name, flag in (("overlong", overlong), ("incomplete", incomplete), ("repetitive", repeated)):
-                metrics[f"dr_bot/{name}_share"] = float(flag[valid_rows].float().mean())
-            metrics["dr_bot/group_filtered_share"] = float((~in_group)[valid_rows].float().mean())
-            metrics["dr_bot/kept_share"] = float(keep[valid_rows].float().mean())
-        return keep
-
-    def _spear_update(self, batch, metrics: dict):
-        """Released order: sample the full buffer, on-policy update, replay update, then store this batch."""
-        cfg = self.config.method
-        step = self.global_steps
-        sampled = self.spear_replay.sample()
-        batch = self._verl_update_actor(batch, metrics)
-        weight = spear.replay_loss_weight(
-            step, coef=float(cfg.replay_loss_coef), warmup_steps=int(cfg.replay_warmup_steps)
-        )
-        metrics["method/spear/replay_weight"] = weight
-        replayed = 0
-        if sampled is not None and weight > 0:
-            rows, tags, adv = sampled
-            replay = self.spear_replay.put_for_update(batch, step, rows, tags, adv)
-            put_keys = list(replay.keys)
-            actor = self.config.actor_rollout_ref.actor
-            unit = max(int(getattr(self.actor_rollout_wg, "world_size", 1)), 1)
-            if not actor.get("use_dynamic_bsz", False):  # fixed micro-batches must divide the rows
-                unit *= int(actor.ppo_micro_batch_size_per_gpu)
-            replayed = len(put_keys) // unit * unit
-            if replayed:
-                replay.keys, replay.tags = put_keys[:replayed], replay.tags[:replayed]
-                replay.extra_info.update(
-                    spear_replay=True,
-                    spear_weight=weight,
-                    global_batch_size=replayed,
-                    mini_batch_size=replayed,
-                )
-                output = self.actor_rollout_wg.update_actor(replay)
-                replay_metrics = reduce_metrics(rename_dict(output["metrics"], "actor/"))
-                metrics.update({f"method/spear/replay/{k}": v for k, v in replay_metrics.items()})
-            tq.kv_clear(keys=put_keys, partition_id=batch.partition_id)
-        metrics["method/spear/replay_rows"] = float(replayed)
-        metrics["method/spear/replay_share"] = replayed / (replayed + len(batch.keys))
-        returns, row_adv, group, traj, real = self._spear_pending
-        del self._spear_pending
-        stored = self.spear_replay.store(batch, step, returns, row_adv, group, traj, real)
-        metrics["method/spear/stored_rows"] = float(stored)
-        metrics["method/spear/buffer_rows"] = float(self.spear_replay.num_rows())
-        metrics["method/spear/buffer_size"] = float(self.spear_replay.buffer.size())
-        return batch
 
     def _put(self, batch, **fields):
         """Write padded ``(rows, T)`` tensors back to TransferQueue as nested tensors shaped like the mask."""

@@ -73,6 +73,11 @@ except Exception as exc:  # noqa: BLE001 - re-raised as a BaseException, see mod
     raise PluginLoadError(f"agent_rl verl plugin failed to load: {exc!r}") from exc
 
 
+# Estimator names agent_rl registers for its methods: each computes GRPO's advantage, which the trainer then
+# replaces by GRPO over the step rows (the trainer treats them as "grpo").
+GRPO_BASED_ESTIMATORS = ("empg", "aem")
+
+
 def register_estimators() -> None:
     """Register ``empg`` and ``aem`` as verl advantage-estimator names.
 
@@ -81,7 +86,8 @@ def register_estimators() -> None:
     base: GRPO's outcome advantage. `agent_rl.trainer.AgentTrainer` then replaces it with trajectory-level
     GRPO and applies the method's transform. The names exist so that ``algorithm.adv_estimator=empg`` with
     ``method=empg`` is accepted and a conflicting pair (``adv_estimator=empg method=aem``) is refused by
-    `agent_rl.train.check_method` rather than failing inside verl.
+    `agent_rl.train.check_method` rather than failing inside verl. (A method itself needs no estimator
+    name: `agent_rl.methods.api`.)
     """
     from verl.trainer.ppo import core_algos
 
@@ -94,7 +100,7 @@ def register_estimators() -> None:
             norm_adv_by_std_in_grpo=norm,
         )
 
-    for name in ("empg", "aem"):
+    for name in GRPO_BASED_ESTIMATORS:
         if name not in core_algos.ADV_ESTIMATOR_REGISTRY:
             core_algos.register_adv_est(name)(grpo_base)
 

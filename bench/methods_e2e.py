@@ -12,10 +12,14 @@ Generation dominates a step and its length varies with what the policy writes (a
 has its own policy, so its own rollouts), so step ratios are noisy at this size; the update time per
 1,000 tokens of the batch and the advantage time are the cleaner signals of a method's own cost.
 
+A variant with ``=`` is a set of overrides in place of a method name (``algo=gigpo``: GiGPO against GRPO
+with no method; ``"algo=gigpo method=empg"``), so a base algorithm is measured the same way.
+
 Target (issue 6): at most 1.15x for EMPG, AEM and EPO.
 
-    python bench/methods_e2e.py                      # alfworld, 4 steps, every method
+    python bench/methods_e2e.py                      # alfworld, 4 steps, every method and GiGPO
     python bench/methods_e2e.py --methods empg --steps 6
+    python bench/methods_e2e.py --methods algo=gigpo "algo=gigpo method=empg"
 """
 
 from __future__ import annotations
@@ -34,13 +38,14 @@ PHASES = ("timing_s/step", "timing_s/adv", "timing_s/update_actor", "timing_s/ge
 
 
 def run(method: str, env: str, steps: int, out: Path, extra: list[str]) -> dict[str, float]:
-    """Train with ``method``; return the median of each phase over steps 2..N."""
+    """Train with ``method`` (a method name, or overrides such as ``algo=gigpo``); return the median of
+    each phase over steps 2..N."""
     cmd = [
         sys.executable,
         "-m",
         "agent_rl.train",
         f"hydra.run.dir={out}",
-        f"method={method}",
+        *(method.split() if "=" in method else [f"method={method}"]),
         f"env={env}",
         "logger=console",
         f"trainer.total_training_steps={steps}",
@@ -62,7 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--methods", nargs="+", default=["empg", "aem", "epo", "spear"])
+    parser.add_argument("--methods", nargs="+", default=["empg", "aem", "epo", "spear", "algo=gigpo"])
     parser.add_argument("--env", default="alfworld")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("overrides", nargs="*", help="extra agent-rl overrides for every run")
@@ -73,15 +78,15 @@ def main() -> None:
         order = ["none", *args.methods, "none"]
         for i, method in enumerate(order):
             key = method if method != "none" else f"none#{1 if i == 0 else 2}"
-            results[key] = run(method, args.env, args.steps, Path(tmp) / f"{i}-{method}", args.overrides)
-            print(f"{key:8s}", {k.split("/")[-1]: round(v, 2) for k, v in results[key].items()}, flush=True)
+            results[key] = run(method, args.env, args.steps, Path(tmp) / f"run{i}", args.overrides)
+            print(f"{key:16s}", {k.split("/")[-1]: round(v, 2) for k, v in results[key].items()}, flush=True)
 
     base = {p: (results["none#1"][p] + results["none#2"][p]) / 2 for p in results["none#1"]}
     print(f"\nenv={args.env}, steps 2..{args.steps} (median), baseline = mean of the two none runs")
     drift = results["none#2"]["timing_s/step"] / results["none#1"]["timing_s/step"]
     print(f"baseline drift (none#2 / none#1 step time): {drift:.2f}")
     header = ("method", "step s", "ratio", "adv s", "update s", "update ms/ktok", "ratio", "gen s")
-    print("{:8s} {:>7s} {:>6s} {:>7s} {:>9s} {:>14s} {:>6s} {:>7s}".format(*header))
+    print("{:16s} {:>7s} {:>6s} {:>7s} {:>9s} {:>14s} {:>6s} {:>7s}".format(*header))
 
     def per_ktok(r: dict[str, float]) -> float:
         return 1e6 * r["timing_s/update_actor"] / r["perf/total_num_tokens"]
@@ -90,7 +95,7 @@ def main() -> None:
     for method in ["none#1", "none#2", *args.methods]:
         r = results[method]
         print(
-            f"{method:8s} {r['timing_s/step']:7.2f} {r['timing_s/step'] / base['timing_s/step']:6.2f} "
+            f"{method:16s} {r['timing_s/step']:7.2f} {r['timing_s/step'] / base['timing_s/step']:6.2f} "
             f"{r.get('timing_s/adv', float('nan')):7.3f} {r['timing_s/update_actor']:9.2f} "
             f"{per_ktok(r):14.1f} {per_ktok(r) / base_ktok:6.2f} {r['timing_s/gen']:7.2f}"
         )

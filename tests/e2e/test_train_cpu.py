@@ -16,7 +16,12 @@ Runs (steps trained) and what each checks:
   EPO's history; EPO resumes by relaunching the same command (its run folder, outputs/<run_name>);
 - AEM (DAPO, WebShop) trains LoRA adapters (model.lora_rank=8): verl's LoRA on the CPU;
 - the sweep `-m method=empg,aem` (GRPO; 1 + validation each): EMPG and AEM move the advantages, W&B names,
-  tags and media, EPO's validation protocol, the table builder.
+  tags and media, EPO's validation protocol, the table builder;
+- GiGPO (`algo=gigpo`) with a method from outside agent_rl (`method._target_=tests.e2e.user_method...`;
+  1 + checkpoint): GiGPO's episode and step advantages on recorded anchors, the user's class trained through
+  the method API, its state in the checkpoint;
+- GiGPO with the composition `method=[empg,epo]` (1): GiGPO with EMPG, and two methods in one run (EMPG's
+  advantages with EPO's loss on the workers).
 """
 
 from __future__ import annotations
@@ -541,3 +546,64 @@ def test_a_multirun_sweep_trains_both_choices_and_makes_a_table(tmp_path, ray_ad
     for method in METHODS_SWEPT:  # the paper's column beside ours, and how the run validated
         row = f"| {method} | alfworld | grpo | {method} | tiny | 0 | epo (3 fresh tasks per eval) | 50.0 |"
         assert f"{row} {ours[method][0]:.1f} |" in table
+
+
+USER_METHOD = "method._target_=tests.e2e.user_method.OptimismBonus"
+
+
+def assert_gigpo(data):
+    """GiGPO's advantages were computed on the anchors the agent loop recorded: the steps of a group's
+    trajectories share at least their first observation, so there are fewer anchor groups than rows."""
+    for key in ("gigpo/episode_advantage/mean", "gigpo/step_advantage/mean", "gigpo/step_advantage/max"):
+        assert math.isfinite(data[key]), key
+    assert 0.0 < data["gigpo/anchor_groups_per_row"] < 1.0
+
+
+def test_gigpo_trains_with_a_method_from_the_users_package(tmp_path, ray_address):
+    """GiGPO (no entropy method of ours) with `method._target_=<a class in tests/>`: the class is imported
+    by path in the trainer's process, its advantage hook runs (it adds exactly its bonus to every token),
+    its metrics are logged and its state_dict is saved in the checkpoint; agent_rl names it nowhere."""
+    import json
+
+    run = run_agent_rl(
+        tmp_path,
+        "algo=gigpo",
+        USER_METHOD,
+        "+method.bonus=0.25",
+        "logger=console",
+        "trainer.total_training_steps=1",
+        NO_VALIDATION,
+        "trainer.save_freq=1",
+        ray_address=ray_address,
+    )
+    assert [s["step"] for s in run["steps"]] == [1]
+    assert_finite(run, required=("actor/pg_loss", "actor/grad_norm", "env/success_rate"))
+    assert_per_step_samples(run)
+    data = run["steps"][0]["data"]
+    assert_gigpo(data)
+    assert data["method/OptimismBonus/adv_change_abs_mean"] == pytest.approx(0.25, abs=1e-5)
+    assert data["method/optimism/steps_seen"] == 1.0 and data["method/optimism/rows"] > 0
+    saved = json.loads((tmp_path / "checkpoints" / "global_step_1" / "method_state.json").read_text())
+    assert saved["method"] == "OptimismBonus" and saved["optimism_steps_seen"] == 1
+
+
+def test_gigpo_with_empg_and_epo_composed(tmp_path, ray_address):
+    """`algo=gigpo method=[empg,epo]`: EMPG transforms GiGPO's advantages and EPO's loss runs on the
+    workers in the same step, each with the signature it has alone (see the DAPO and EPO runs above)."""
+    run = run_agent_rl(
+        tmp_path,
+        "algo=gigpo",
+        "method=[empg,epo]",
+        "logger=console",
+        "trainer.total_training_steps=1",
+        *NO_EXTRAS,
+        ray_address=ray_address,
+    )
+    assert [s["step"] for s in run["steps"]] == [1]
+    assert_finite(run, required=("method/empg/g/mean", "actor/epo_regularizer", "actor/pg_loss"))
+    data = run["steps"][0]["data"]
+    assert_gigpo(data)
+    assert data["method/empg/g/mean"] == pytest.approx(1.0, abs=1e-5)  # g is self-calibrating
+    assert data["method/empg/adv_change_abs_mean"] > 0
+    assert data["method/epo/history_steps"] == 0.0
+    assert data["actor/epo_regularizer"] == pytest.approx(-0.001 * data["actor/epo/entropy"], rel=0.02)

@@ -1,4 +1,8 @@
-"""Entropy methods as pure tensor functions (no verl, no Ray, no config objects).
+"""Entropy methods as pure tensor functions (no verl, no Ray, no config objects), and their wiring.
+
+Each method's maths is ``<name>.py``; ``<name>_method.py`` beside it is the class the trainer calls
+(:mod:`~agent_rl.methods.api`: the hooks, the registry, composition). The wiring imports verl and
+TransferQueue only inside the hooks that use them.
 
 Modules: :mod:`~agent_rl.methods.turns` (per-step row helpers), :mod:`~agent_rl.methods.empg` (EMPG,
 arXiv 2509.09265), :mod:`~agent_rl.methods.aem` (AEM, arXiv 2605.00425), :mod:`~agent_rl.methods.epo`

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,18 @@ def test_the_trainer_names_no_method():
         text=True,
     )
     assert tracked.stdout == ""
+
+
+def test_the_methods_import_without_verl():
+    """The maths and the wiring classes import without verl, Ray or TransferQueue (those are imported by
+    the hooks that run in the trainer), so the pre-Ray checks stay light and the maths stays pure."""
+    code = (
+        "import sys; from agent_rl.methods import api\n"
+        "for name in api.BUILTIN: api.method_class(name)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'verl', 'ray', 'transfer_queue'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_every_builtin_is_registered_under_its_name():

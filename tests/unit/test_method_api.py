@@ -221,3 +221,40 @@ def test_epo_keeps_its_history_in_its_state(hydra_ctx):
     again.load_state_dict(state)
     assert len(again.history) == 1
     assert again.after_advantages(torch.zeros(8, 5), batch)["epo_row_reference"].ne(0).all()
+
+
+def test_dr_bot_keeps_the_rows_its_filters_pass(hydra_ctx):
+    """Dr.BoT's hook on a batch: an invalid action and a response with a 20-gram repeated 10 times leave
+    the loss; the group whose returns do not vary (group 2: all its trajectories win) is the 25% the
+    group filter drops when groups are ranked by the std of their returns."""
+    cfg = compose(
+        "config", overrides=["method.dr_bot_filters=true", "actor_rollout_ref.rollout.response_length=400"]
+    )
+    (dr_bot,) = api.build_methods(cfg)
+    batch = _step(entropy=False)
+    rows = batch.rows
+    # four groups: group 2's trajectories both win (no variance), so keeping 75% of 4 drops it alone
+    extra_rows = StepRows(
+        outcome=torch.tensor([1.0, 1.0, 1.0, 0.0]),
+        penalty=torch.zeros(4),
+        group=torch.tensor([2, 2, 3, 3]),
+        traj=torch.tensor([4, 5, 6, 7]),
+        turn=torch.zeros(4, dtype=torch.long),
+    )
+    fields = ("outcome", "penalty", "group", "traj", "turn")
+    batch.rows = StepRows(**{f: torch.cat([getattr(rows, f), getattr(extra_rows, f)]) for f in fields})
+    n = 12
+    batch.real = torch.ones(n, dtype=torch.bool)
+    batch.mask = torch.ones(n, 300)
+    batch.extra = [{"action_valid": i != 1} for i in range(n)]
+    responses = torch.arange(n * 300).reshape(n, 300) % 1000 + 1
+    responses[2, :200] = torch.arange(20).repeat(10)  # a 20-gram repeated 10 times
+    batch.responses = responses
+    batch.metrics = {}
+    keep = dr_bot.keep_rows(batch)
+    flat = batch.rows.group == 2
+    assert not keep[1] and not keep[2]  # invalid action; repetitive
+    assert not keep[flat].any()  # the group without variance in its returns
+    assert keep[~flat & (torch.arange(n) > 2)].all() and keep[0]
+    assert batch.metrics["dr_bot/all_filtered"] == 0.0
+    assert batch.metrics["dr_bot/kept_share"] == pytest.approx(float(keep.float().mean()))

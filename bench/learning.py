@@ -10,7 +10,7 @@ time to the level is the sum of ``timing_s/step`` of the steps up to the first v
 two baselines; the ratio uses their mean. A method that never reaches the level within the steps is
 reported as such (its ratio is "> x", the steps it trained against the baseline's time).
 
-    python bench/learning.py                                  # GRPO, every method, level 0.5
+    python bench/learning.py                                  # GRPO, every method, level 0.3
     python bench/learning.py --algo dapo --methods empg --level 0.4
 """
 
@@ -76,8 +76,8 @@ def main() -> None:
     )
     parser.add_argument("--methods", nargs="+", default=["empg", "aem", "epo", "spear"])
     parser.add_argument("--algo", default="grpo", choices=["grpo", "dapo"])
-    parser.add_argument("--level", type=float, default=0.5, help="validation success to reach")
-    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--level", type=float, default=0.3, help="validation success to reach")
+    parser.add_argument("--steps", type=int, default=9)
     parser.add_argument("--test-freq", type=int, default=1)
     parser.add_argument("overrides", nargs="*", help="extra agent-rl overrides for every run")
     args = parser.parse_args()

@@ -6,6 +6,7 @@ markers) beside training (``env/...``, dotted). Matplotlib, no display needed.
 
     python scripts/plot_learning.py RUN_DIR [RUN_DIR ...] --out curves.png [--title "method=none"]
     python scripts/plot_learning.py runs/grpo runs/dapo --label GRPO --label DAPO --out none.png
+    python scripts/plot_learning.py runs/* --table          # validation success at start and end
 
 A run folder is agent-rl's output folder (``outputs/<run_name>``), or the metrics file itself.
 """
@@ -83,17 +84,42 @@ def plot(runs: list[Path], labels: list[str], out: Path, title: str | None = Non
     return out
 
 
+def start_end(rows: list[dict]) -> tuple[float, float, float]:
+    """Validation success before training, after the last step, and its best."""
+    _, values = series(rows, "val-aux/*/all/won/mean@1")
+    if not values:
+        raise SystemExit("no validation success in the run (trainer.test_freq, trainer.val_before_train)")
+    return values[0], values[-1], max(values)
+
+
+def table(runs: list[Path], labels: list[str]) -> str:
+    """Markdown: per run, validation success at the start, the end and its best, and the steps trained."""
+    lines = ["| run | steps | start | end | best |", "|---|---|---|---|---|"]
+    for run, label in zip(runs, labels, strict=True):
+        rows = read_metrics(run)
+        start, end, best = start_end(rows)
+        steps = max(int(r["step"]) for r in rows)
+        lines.append(f"| {label} | {steps} | {start:.0%} | {end:.0%} | {best:.0%} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (or metrics.jsonl files)")
-    parser.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    parser.add_argument("--out", type=Path, help="the PNG to write")
+    parser.add_argument("--table", action="store_true", help="print start/end validation success (markdown)")
     parser.add_argument("--label", action="append", default=[], help="one per run (default: folder names)")
     parser.add_argument("--title")
     args = parser.parse_args(argv)
     labels = args.label or [run.name if run.is_dir() else run.parent.name for run in args.runs]
     if len(labels) != len(args.runs):
         parser.error(f"{len(args.runs)} runs but {len(labels)} --label values")
-    print(plot(args.runs, labels, args.out, args.title))
+    if args.table:
+        print(table(args.runs, labels))
+    if args.out:
+        print(plot(args.runs, labels, args.out, args.title))
+    elif not args.table:
+        parser.error("give --out PNG, --table, or both")
 
 
 if __name__ == "__main__":

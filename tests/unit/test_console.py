@@ -172,22 +172,41 @@ def test_verbose_shows_everything_and_still_writes_the_log(tmp_path):
 GROUP_ALGOS = [a for a in ("grpo", "dapo", "gigpo") if (CONF / "algo" / f"{a}.yaml").exists()]
 
 
+def one_rollout_refusal(algo: str) -> str:
+    return (
+        f"algo={algo} normalises each advantage within its rollout group, which needs "
+        "actor_rollout_ref.rollout.n >= 2 (got 1); set actor_rollout_ref.rollout.n=2 or more."
+    )
+
+
 @pytest.mark.parametrize("algo", GROUP_ALGOS)
-def test_a_group_algorithm_with_one_rollout_per_task_fails_in_one_sentence_before_ray(tmp_path, algo):
+def test_every_group_algorithm_refuses_one_rollout_per_task(hydra_ctx, algo):
+    from hydra import compose
+
+    from agent_rl import train
+
+    with pytest.raises(train.ConfigError) as refused:
+        train.check_method(compose("config", overrides=[f"algo={algo}", "actor_rollout_ref.rollout.n=1"]))
+    assert str(refused.value) == one_rollout_refusal(algo)
+    train.check_method(compose("config", overrides=[f"algo={algo}", "actor_rollout_ref.rollout.n=2"]))
+    train.check_method(compose("config", overrides=["algo=ppo", "actor_rollout_ref.rollout.n=1"]))
+
+
+def test_one_rollout_per_task_with_grpo_fails_in_one_sentence_before_ray(tmp_path):
+    """As a user meets it: the command prints that one sentence and nothing else, and Ray never starts
+    (verl would otherwise stop deep inside: "data size must be divisible by force_group_size * ...")."""
     env = {**os.environ, "RAY_TMPDIR": str(tmp_path / "ray")}
     (tmp_path / "ray").mkdir()
     cmd = [
         sys.executable,
         "-m",
         "agent_rl.train",
-        f"algo={algo}",
         "actor_rollout_ref.rollout.n=1",
         f"hydra.run.dir={tmp_path}/run",
     ]
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert out.returncode == 2
     assert [line for line in out.stderr.splitlines() if line.strip()] == [
-        f"agent-rl: algo={algo} normalises each advantage within its rollout group, which needs "
-        "actor_rollout_ref.rollout.n >= 2 (got 1); set actor_rollout_ref.rollout.n=2 or more."
+        f"agent-rl: {one_rollout_refusal('grpo')}"
     ]
     assert not any((tmp_path / "ray").iterdir())  # Ray never started

@@ -6,7 +6,13 @@ Both runs are one `agent-rl -m` sweep (``actor_rollout_ref.actor.optim.lr=<lr>,0
 ``STEPS`` steps; each validates the same ``env.max_val_tasks`` test maps before training
 (``trainer.val_before_train``) and after its last step, so start and end come from one process.
 
-Margin, measured (recipes/laptop/README.md has the runs): MEASURED
+Margin, measured on this 2-core machine (runs in recipes/laptop/README.md), validation success on the 32
+test maps before -> after 4 steps at lr 5e-4: seed 0 0.00 -> 0.28 (+0.28), seed 1 0.13 -> 0.38 (+0.25),
+seed 2 0.06 -> 0.47 (+0.41); lifts +0.25 to +0.41, mean +0.31. The lr=0 control (seed 0) went 0.06 -> 0.03
+(-0.03): the same weights score within about 2 maps (0.06) of each other between two evaluations, since
+validation samples at temperature 0.4. The margin, +0.15 (5 maps), sits 0.10 below the smallest lift seen
+and 0.09 above the control's noise. The sweep takes ~6.5 minutes (two start-ups of ~1.5 minutes, 4 steps
+of ~23 s each, three validations), plus ~1 minute to build the lesson's model on a fresh cache.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ pytestmark = pytest.mark.e2e
 VAL_KEY = "val-aux/frozenlake/all/won/mean@1"
 STEPS = 4
 LR = "5e-4"
-MARGIN = 0.15  # validation success after training minus before (of 32 maps: 5 maps more)
+MARGIN = 0.15  # validation success after training minus before (of 32 maps: 5 maps more); see above
 
 
 @pytest.fixture(scope="module")

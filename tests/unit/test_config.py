@@ -14,7 +14,7 @@ GROUPS = {g: train.group_options(g) for g in train.GROUPS}
 
 
 def test_groups_have_the_expected_choices():
-    assert GROUPS["algo"] == ["dapo", "grpo", "ppo"]
+    assert GROUPS["algo"] == ["dapo", "gigpo", "grpo", "ppo"]
     assert GROUPS["model"] == ["qwen2.5-1.5b", "qwen2.5-3b", "qwen2.5-7b", "tiny"]
     assert GROUPS["cluster"] == ["1gpu", "8gpu", "cpu", "multinode"]
     assert GROUPS["logger"] == ["console", "wandb"]

@@ -507,9 +507,11 @@ def prepare(cfg: DictConfig, out_dir: Path) -> None:
 
     with open_dict(cfg):
         if cfg.model.build == "tiny_qwen2":
-            from agent_rl.tiny_model import build_tiny_model
+            from agent_rl.tiny_model import TinyModelSpec, build_tiny_model
 
-            cfg.actor_rollout_ref.model.path = str(build_tiny_model())
+            # model.lesson picks the format lesson (the laptop recipe's "frozenlake"); the default is "agent"
+            spec = TinyModelSpec(lesson=str(cfg.model.get("lesson", "agent")))
+            cfg.actor_rollout_ref.model.path = str(build_tiny_model(spec))
         if cfg.data.train_files == "auto" or cfg.data.val_files == "auto":
             train, val = data.build_tables(OmegaConf.to_container(cfg.env, resolve=True), int(cfg.seed))
             cfg.data.train_files = train if cfg.data.train_files == "auto" else cfg.data.train_files

@@ -28,12 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 VAL_KEY = "val-aux/frozenlake/all/won/mean@1"
 
 
-def model_path() -> str:
-    from agent_rl.tiny_model import TinyModelSpec, build_tiny_model
-
-    return str(build_tiny_model(TinyModelSpec(lesson="frozenlake")))
-
-
 def run(method: str, algo: str, steps: int, test_freq: int, out: Path, extra: list[str]) -> list[dict]:
     """Train with ``method``; return its metrics.jsonl rows."""
     cmd = [
@@ -43,7 +37,6 @@ def run(method: str, algo: str, steps: int, test_freq: int, out: Path, extra: li
         f"hydra.run.dir={out}",
         f"experiment=laptop/frozenlake-{algo}",
         f"method={method}",
-        f"model.path={model_path()}",
         "logger=console",
         f"trainer.total_training_steps={steps}",
         f"trainer.test_freq={test_freq}",

@@ -30,13 +30,9 @@ MARGIN = 0.15  # validation success after training minus before (of 32 maps: 5 m
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, ray_address):
-    from agent_rl.tiny_model import TinyModelSpec, build_tiny_model
-
-    model = build_tiny_model(TinyModelSpec(lesson="frozenlake"))
     jobs = run_agent_rl_multirun(
         tmp_path_factory.mktemp("learning") / "sweep",
         "experiment=laptop/frozenlake-grpo",
-        f"model.path={model}",
         "logger=console",
         f"trainer.total_training_steps={STEPS}",
         f"trainer.test_freq={STEPS}",

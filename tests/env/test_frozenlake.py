@@ -138,7 +138,6 @@ def test_the_prompt_shows_the_grid_and_the_actions():
 def test_the_laptop_recipe_composes_for_every_method(algo):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
 
     from agent_rl import train
 
@@ -148,5 +147,5 @@ def test_the_laptop_recipe_composes_for_every_method(algo):
             cfg = compose("config", overrides=[f"experiment=laptop/frozenlake-{algo}", f"method={method}"])
             assert (cfg.env.name, cfg.algo.name, cfg.model.lesson) == ("frozenlake", algo, "frozenlake")
             assert cfg.run_name == f"laptop-frozenlake-{algo}-{cfg.method.name}-s0"
-            assert OmegaConf.is_missing(cfg.model, "path")  # the lesson's folder must be given
+            assert cfg.model.build == "tiny_qwen2"  # built at launch, with the lesson
     GlobalHydra.instance().clear()

@@ -69,7 +69,11 @@ def test_help_lists_the_groups_without_starting_anything(tmp_path):
     out = agent_rl(tmp_path, "--help")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("agent-rl is powered by Hydra.")
-    for line in ("algo: dapo, gigpo, grpo, ppo", "cluster: 1gpu, 8gpu, cpu, multinode", "model: qwen2.5-1.5b"):
+    for line in (
+        "algo: dapo, gigpo, grpo, ppo",
+        "cluster: 1gpu, 8gpu, cpu, multinode",
+        "model: qwen2.5-1.5b",
+    ):
         assert line in out.stdout
     assert not ray_started(tmp_path)
 

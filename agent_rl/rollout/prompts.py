@@ -263,6 +263,39 @@ def _pairs_history(recent: list, first: int, max_entry: int | None, max_action: 
     ).strip()
 
 
+def _from_templates(
+    no_his_template: str,
+    his_template: str,
+    task: str,
+    step: int,
+    history: Sequence[tuple[str, str]],
+    obs: str,
+    actions: str,
+    history_length: int,
+    max_entry: int | None,
+    max_action: int | None,
+) -> tuple[str, str | None]:
+    """Fill a (no-history, history) template pair whose history is ``[Observation n: .., Action n: ..]``
+    pairs (ALFWorld's and FrozenLake's); a template uses the fields it names and ignores the others."""
+    fields = {
+        "task_description": clip(task, max_entry),
+        "current_observation": obs,
+        "admissible_actions": actions,
+    }
+    no_his = no_his_template.format(**fields)
+    if step == 0 or history_length <= 0:
+        return no_his, None
+    first, recent = _recent(history, step, history_length)
+    with_his = his_template.format(
+        **fields,
+        step_count=step,
+        history_length=len(recent),
+        action_history=_pairs_history(recent, first, max_entry, max_action),
+        current_step=step + 1,
+    )
+    return no_his, with_his
+
+
 # --------------------------------------------------------------------------------------------- builders
 def alfworld_prompt(
     task: str,
@@ -276,22 +309,18 @@ def alfworld_prompt(
     max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS,
 ) -> tuple[str, str | None]:
     """The no-history and (past the first step) the history content of one ALFWorld step."""
-    actions = format_alfworld_actions(admissible_actions)
-    obs = clip(observation, max_entry_chars)
-    no_his = ALFWORLD_TEMPLATE_NO_HIS.format(current_observation=obs, admissible_actions=actions)
-    if step == 0 or history_length <= 0:
-        return no_his, None
-    first, recent = _recent(history, step, history_length)
-    with_his = ALFWORLD_TEMPLATE.format(
-        task_description=clip(task, max_entry_chars),
-        step_count=step,
-        history_length=len(recent),
-        action_history=_pairs_history(recent, first, max_entry_chars, max_action_chars),
-        current_step=step + 1,
-        current_observation=obs,
-        admissible_actions=actions,
+    return _from_templates(
+        ALFWORLD_TEMPLATE_NO_HIS,
+        ALFWORLD_TEMPLATE,
+        task,
+        step,
+        history,
+        clip(observation, max_entry_chars),
+        format_alfworld_actions(admissible_actions),
+        history_length,
+        max_entry_chars,
+        max_action_chars,
     )
-    return no_his, with_his
 
 
 def webshop_prompt(
@@ -386,24 +415,18 @@ def frozenlake_prompt(
     max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS,
 ) -> tuple[str, str | None]:
     """The no-history and (past the first step) the history content of one FrozenLake step."""
-    actions = ", ".join(admissible_actions or ())
-    obs, task_text = clip(observation, max_entry_chars), clip(task, max_entry_chars)
-    no_his = FROZENLAKE_TEMPLATE_NO_HIS.format(
-        task_description=task_text, current_observation=obs, admissible_actions=actions
+    return _from_templates(
+        FROZENLAKE_TEMPLATE_NO_HIS,
+        FROZENLAKE_TEMPLATE,
+        task,
+        step,
+        history,
+        clip(observation, max_entry_chars),
+        ", ".join(admissible_actions or ()),
+        history_length,
+        max_entry_chars,
+        max_action_chars,
     )
-    if step == 0 or history_length <= 0:
-        return no_his, None
-    first, recent = _recent(history, step, history_length)
-    with_his = FROZENLAKE_TEMPLATE.format(
-        task_description=task_text,
-        step_count=step,
-        history_length=len(recent),
-        action_history=_pairs_history(recent, first, max_entry_chars, max_action_chars),
-        current_step=step + 1,
-        current_observation=obs,
-        admissible_actions=actions,
-    )
-    return no_his, with_his
 
 
 PROMPT_BUILDERS: dict[str, Callable[..., tuple[str, str | None]]] = {

@@ -12,6 +12,7 @@ reported as such (its ratio is "> x", the steps it trained against the baseline'
 
     python bench/learning.py                                  # GRPO, every method, level 0.3
     python bench/learning.py --algo dapo --methods empg --level 0.4
+    python bench/learning.py --algo dapo --keep outputs/bench-dapo   # keep the runs (for plots and tables)
 """
 
 from __future__ import annotations
@@ -72,11 +73,13 @@ def main() -> None:
     parser.add_argument("--level", type=float, default=0.3, help="validation success to reach")
     parser.add_argument("--steps", type=int, default=9)
     parser.add_argument("--test-freq", type=int, default=1)
+    parser.add_argument("--keep", type=Path, help="keep the run folders here (default: a temporary folder)")
     parser.add_argument("overrides", nargs="*", help="extra agent-rl overrides for every run")
     args = parser.parse_args()
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-learning-") as tmp:
+        tmp = args.keep or tmp
         order = ["none", *args.methods, "none"]
         for i, method in enumerate(order):
             key = method if method != "none" else f"none#{1 if i == 0 else 2}"

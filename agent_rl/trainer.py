@@ -29,7 +29,9 @@ import logging
 import math
 import os
 import random
+import time
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -125,6 +127,24 @@ def overall_validation_metrics(
     return {key: s / w for key, (s, w) in totals.items() if w > 0}
 
 
+def first_generation(extra: list[dict[str, Any]]) -> float | None:
+    """The wall time of the earliest generation among the rows (the agent loop's ``generated_at``)."""
+    times = [float(e["generated_at"]) for e in extra if "generated_at" in e]
+    return min(times) if times else None
+
+
+def startup_metrics(first_generated: float | None, now: float) -> dict[str, float]:
+    """Seconds from this launch (``AGENT_RL_LAUNCH_TIME``, set by agent-rl) to its first generation and to
+    ``now``, the end of its first step; empty when launched otherwise (no launch time)."""
+    launched = os.environ.get("AGENT_RL_LAUNCH_TIME")
+    if not launched:
+        return {}
+    out = {"startup/first_step_end_s": now - float(launched)}
+    if first_generated is not None:
+        out["startup/first_generation_s"] = first_generated - float(launched)
+    return out
+
+
 def validation_draw(num_tasks: int, per_eval: int, seed: int, step: int) -> list[int]:
     """The drawn validation protocol (``env.val_protocol``): ``per_eval`` tasks of the split drawn afresh for
     the evaluation at ``step``, the same for the same seed and step (so a resumed run validates as the
@@ -133,13 +153,17 @@ def validation_draw(num_tasks: int, per_eval: int, seed: int, step: int) -> list
     return sorted(rng.sample(range(num_tasks), min(per_eval, num_tasks)))
 
 
-def check_env_actor(config) -> None:
+def check_env_actor(config) -> Future | None:
     """Start one environment actor the way the agent-loop workers do and let it count its tasks against
     the driver's (agent_rl.envs.pool): a node without ALFWORLD_DATA would otherwise play the shipped games
-    in place of the real ones, and verl turns an agent loop's error into a dropped group, not a stop."""
+    in place of the real ones, and verl turns an agent loop's error into a dropped group, not a stop.
+
+    The check runs in a thread while verl starts the agent-loop workers (it costs seconds of start-up
+    otherwise); the returned future raises its error, and the trainer waits for it before the first
+    rollout (`AgentTrainer._env_checked`)."""
     env_cfg = config.get("env") or {}
     if not env_cfg.get("expected_tasks"):
-        return
+        return None
     import asyncio
 
     from agent_rl.envs.pool import EnvPool
@@ -152,7 +176,10 @@ def check_env_actor(config) -> None:
         finally:
             await pool.shutdown()
 
-    asyncio.run(start_one())
+    executor = ThreadPoolExecutor(1, thread_name_prefix="agent_rl-env-check")
+    future = executor.submit(asyncio.run, start_one())
+    executor.shutdown(wait=False)  # the thread ends with the check
+    return future
 
 
 class AgentTrainer(PPOTrainerSync):
@@ -220,6 +247,8 @@ class AgentTrainer(PPOTrainerSync):
             return super()._compute_advantage(batch, metrics)
 
         real = torch.tensor(real_rows(extra, batch.tags))
+        if not hasattr(self, "_first_generated"):  # this launch's first step
+            self._first_generated = first_generation(extra)
         response_mask = data["response_mask"]
         step = StepBatch(
             rows=StepRows.from_fields(extra, _as_list(data["uid"]), real),
@@ -330,11 +359,25 @@ class AgentTrainer(PPOTrainerSync):
 
     def on_init_end(self):
         super().on_init_end()
-        check_env_actor(self.config)
+        self._env_check = check_env_actor(self.config)
         losses = [(m, m.actor_loss(self._actor_config())) for m in self.methods]
         losses = [(m, loss) for m, loss in losses if loss is not None]
         if losses:  # at most one (agent_rl.methods.api.check_methods)
             self.actor_rollout_wg.set_loss_fn(losses[0][1])
+
+    def _env_checked(self) -> None:
+        """Wait for the environment check started at init (`check_env_actor`); raise what it found."""
+        check, self._env_check = getattr(self, "_env_check", None), None
+        if check is not None:
+            check.result()
+
+    def on_validate_begin(self):
+        self._env_checked()
+        super().on_validate_begin()
+
+    def on_train_begin(self):
+        self._env_checked()
+        super().on_train_begin()
 
     def _actor_config(self):
         from verl.utils.config import omega_conf_to_dataclass
@@ -452,6 +495,9 @@ class AgentTrainer(PPOTrainerSync):
     # ---- W&B: a per-turn entropy plot and a table of sample trajectories, each step -------------------
     def _compute_metrics(self, batch, metrics, timing_raw, global_steps, **kwargs):
         super()._compute_metrics(batch, metrics, timing_raw, global_steps, **kwargs)
+        if not getattr(self, "_startup_logged", False):  # the launch's start-up, once, with its first step
+            self._startup_logged = True
+            metrics.update(startup_metrics(getattr(self, "_first_generated", None), time.time()))
         try:
             self._save_trajectories(batch, metrics, global_steps)
         except Exception as err:  # noqa: BLE001 - the viewer's sample must never stop training

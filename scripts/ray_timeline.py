@@ -1,6 +1,6 @@
 """Where an `agent-rl` process spends its start-up: the Ray actors of each job, from Ray's session logs.
 
-    python scripts/ray_timeline.py .ray_tmp/e2e/session_latest        # every job of the session
+    python scripts/ray_timeline.py .ray_tmp/e2e-main/session_latest   # every job of the e2e tests' cluster
     python scripts/ray_timeline.py .ray_tmp/session_latest --job 3    # one job
 
 Ray writes, per worker process, ``worker-<id>-<job>-<pid>.out`` (whose first lines name the actor or task)
@@ -27,14 +27,24 @@ def _times(log: Path) -> tuple[datetime, datetime] | None:
     return parse(stamps[0]), parse(stamps[-1])
 
 
-def timeline(logs: Path) -> dict[str, list[tuple[str, float, float]]]:
-    """``{job: [(actor or task name, start s, end s), ...]}``, seconds after the job's driver connected."""
-    files = [*logs.glob("*"), *(logs / "old").glob("*")]  # Ray moves the logs of ended workers to old/
-    drivers = {}
-    for log in (f for f in files if f.name.startswith("python-core-driver-")):
+def _files(logs: Path) -> list[Path]:
+    return [*logs.glob("*"), *(logs / "old").glob("*")]  # Ray moves the logs of ended workers to old/
+
+
+def drivers(logs: Path) -> dict[str, tuple[datetime, datetime]]:
+    """``{job: (connected, ended)}`` of each driver, in the machine's local time."""
+    spans = {}
+    for log in (f for f in _files(logs) if f.name.startswith("python-core-driver-")):
         job = log.name.split("-")[3].split("_")[0][:8]
         if (span := _times(log)) is not None:
-            drivers[job] = span
+            spans[job] = span
+    return spans
+
+
+def timeline(logs: Path) -> dict[str, list[tuple[str, float, float]]]:
+    """``{job: [(actor or task name, start s, end s), ...]}``, seconds after the job's driver connected."""
+    files = _files(logs)
+    drivers_ = drivers(logs)
     jobs: dict[str, list[tuple[str, float, float]]] = {}
     core_logs = {f.stem.rsplit("_", 1)[-1]: f for f in files if f.name.startswith("python-core-worker-")}
     for out in (f for f in files if f.name.startswith("worker-") and f.suffix == ".out"):
@@ -48,13 +58,13 @@ def timeline(logs: Path) -> dict[str, list[tuple[str, float, float]]]:
             None,
         )
         core = core_logs.get(pid)
-        if name is None or core is None or job not in drivers or (span := _times(core)) is None:
+        if name is None or core is None or job not in drivers_ or (span := _times(core)) is None:
             continue
-        origin = drivers[job][0]
+        origin = drivers_[job][0]
         jobs.setdefault(job, []).append(
             (name, (span[0] - origin).total_seconds(), (span[1] - origin).total_seconds())
         )
-    for job, (start, end) in drivers.items():
+    for job, (start, end) in drivers_.items():
         jobs.setdefault(job, []).append(("(driver)", 0.0, (end - start).total_seconds()))
     return {job: sorted(rows, key=lambda r: r[1]) for job, rows in sorted(jobs.items())}
 

@@ -16,7 +16,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def pytest_collection_modifyitems(config, items):
-    """GPU tests run only where CUDA is available."""
+    """GPU tests run only where CUDA is available.
+
+    `make test` runs two pytest-xdist workers with ``--dist loadgroup``: the tests of one module stay on one
+    worker (its module-scoped fixtures, a Ray cluster or an e2e run, are made once), except where a test
+    names its own ``xdist_group`` (tests/e2e/test_train_cpu.py splits its runs into groups that can run
+    beside each other)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
     try:
         import torch
 
@@ -29,3 +37,31 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# ---- where the suite's time goes: the end of every run says how much of it the e2e tests took ----------
+_SECONDS: dict[str, float] = {}
+_TESTS: dict[str, set[str]] = {}
+
+
+def _kind(keywords) -> str:
+    return "e2e" if "e2e" in keywords else "env" if "env" in keywords else "unit"
+
+
+def pytest_runtest_logreport(report):
+    """Each test's setup, call and teardown, summed by kind (on the controller too, under xdist)."""
+    kind = _kind(report.keywords)
+    _SECONDS[kind] = _SECONDS.get(kind, 0.0) + report.duration
+    _TESTS.setdefault(kind, set()).add(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    total = sum(_SECONDS.values())
+    if not total:
+        return
+    parts = [
+        f"{kind} {_SECONDS[kind]:.0f} s ({len(_TESTS[kind])} tests, {100 * _SECONDS[kind] / total:.0f}%)"
+        for kind in ("e2e", "env", "unit")
+        if kind in _SECONDS
+    ]
+    terminalreporter.write_line(f"test time by kind (setup + call + teardown): {', '.join(parts)}")

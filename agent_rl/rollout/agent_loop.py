@@ -156,6 +156,7 @@ class EnvAgentLoop(AgentLoopBase):
             "log_probs": log_probs,
             "text": text,
             "generate_s": time.perf_counter() - start,
+            "generated_at": time.time(),  # wall clock: the run's start-up ends at its first generation
             "prompt_truncated": truncated,
             "server_fields": dict(out.extra_fields or {}),
         }
@@ -201,6 +202,7 @@ class EnvAgentLoop(AgentLoopBase):
                         "invalid_reason": s["reason"],
                         "step_penalty": 0.0 if s["valid"] else self.invalid_action_penalty,
                         "prompt_truncated": bool(s["prompt_truncated"]),
+                        "generated_at": s["generated_at"],
                         "env_reward": episode_return if s["turn"] == num_steps - 1 else 0.0,
                         "anchor_obs": s["observation"],
                         "task_type": task_type,

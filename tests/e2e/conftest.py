@@ -35,7 +35,9 @@ def stop_cluster(temp_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def ray_address():
-    temp_dir = Path(os.environ["RAY_TMPDIR"]) / "e2e"
+    # one cluster per module and test process: under pytest-xdist two modules' clusters run at once, and
+    # stop_cluster finds a cluster's processes by this folder
+    temp_dir = Path(os.environ["RAY_TMPDIR"]) / f"e2e-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
     temp_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     start = subprocess.run(

@@ -1,9 +1,10 @@
 """Training learns: on FrozenLake the tiny model's validation success rises over a short seeded GRPO run, and
 the same run with learning rate 0 does not rise, so the check can fail.
 
-Both runs are one `agent-rl -m` sweep (``actor_rollout_ref.actor.optim.lr=<lr>,0``) of the laptop recipe
-(conf/experiment/laptop/frozenlake-grpo.yaml, the tiny model with its FrozenLake lesson), trained
-``STEPS`` steps; each validates the same ``env.max_val_tasks`` test maps before training
+Both runs are the laptop recipe (conf/experiment/laptop/frozenlake-grpo.yaml, the tiny model with its
+FrozenLake lesson), one with ``actor_rollout_ref.actor.optim.lr=5e-4`` and one with 0, each an `agent-rl`
+process of its own (a fixture each, so that no single test carries both), trained ``STEPS`` steps; each
+validates the same ``env.max_val_tasks`` test maps before training
 (``trainer.val_before_train``) and after its last step, so start and end come from one process.
 
 Margin, measured on this 2-core machine (runs in recipes/laptop/README.md), validation success on the 32
@@ -14,15 +15,15 @@ weights score within about 2 maps (0.06) of each other between two evaluations, 
 at temperature 0.4. The margin, +0.10 (~3 maps), sits 0.025 below the smallest lift seen and 0.07 above
 the control's largest move. Seed 0 lifted +0.28 once and +0.125 once (the second run built its lesson
 model at launch, the first used a model built ahead; which difference moved it is not pinned down). The
-sweep takes ~6.5 minutes (two start-ups of ~1.5 minutes, 4 steps of ~23 s each, three validations), plus
-~1 minute to build the lesson's model on a fresh cache.
+two runs take ~6.5 minutes (two start-ups of ~1.5 minutes, 4 steps of ~23 s each, two validations each),
+plus ~1 minute to build the lesson's model on a fresh cache.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import run_agent_rl_multirun
+from tests.e2e.conftest import run_agent_rl
 
 pytestmark = pytest.mark.e2e
 VAL_KEY = "val-aux/frozenlake/all/won/mean@1"
@@ -31,19 +32,29 @@ LR = "5e-4"
 MARGIN = 0.10  # of 32 maps: ~3 more (the docstring gives the lifts measured and the control's noise)
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory, ray_address):
-    jobs = run_agent_rl_multirun(
-        tmp_path_factory.mktemp("learning") / "sweep",
+def train(tmp_path_factory, ray_address, lr: str) -> dict:
+    out = tmp_path_factory.mktemp(f"learning-lr{lr}")
+    return run_agent_rl(
+        out,
         "experiment=laptop/frozenlake-grpo",
         "logger=console",
         f"trainer.total_training_steps={STEPS}",
         f"trainer.test_freq={STEPS}",
-        f"actor_rollout_ref.actor.optim.lr={LR},0",
+        f"actor_rollout_ref.actor.optim.lr={lr}",
         ray_address=ray_address,
     )
-    assert len(jobs) == 2
-    return {"learn": jobs[0], "control": jobs[1]}
+
+
+# Two runs (each its own fixture, so that no single test carries both start-ups): the same command, one
+# with the recipe's learning rate and one with 0.
+@pytest.fixture(scope="module")
+def learn(tmp_path_factory, ray_address):
+    return train(tmp_path_factory, ray_address, LR)
+
+
+@pytest.fixture(scope="module")
+def control(tmp_path_factory, ray_address):
+    return train(tmp_path_factory, ray_address, "0")
 
 
 def start_and_end(job) -> tuple[float, float]:
@@ -52,20 +63,20 @@ def start_and_end(job) -> tuple[float, float]:
     return curve[0][1], curve[-1][1]
 
 
-def test_grpo_lifts_validation_success(sweep):
-    start, end = start_and_end(sweep["learn"])
+def test_grpo_lifts_validation_success(learn):
+    start, end = start_and_end(learn)
     assert end - start >= MARGIN, f"validation success {start:.3f} -> {end:.3f}, less than +{MARGIN}"
 
 
-def test_the_same_run_with_learning_rate_0_does_not_learn(sweep):
+def test_the_same_run_with_learning_rate_0_does_not_learn(control):
     """The control: every step runs (rollouts, advantages, updates of size 0, weight sync), and the
     validation success stays within the noise of sampling, below the learning test's margin."""
-    start, end = start_and_end(sweep["control"])
-    assert [s["step"] for s in sweep["control"]["steps"]] == list(range(STEPS + 1))
+    start, end = start_and_end(control)
+    assert [s["step"] for s in control["steps"]] == list(range(STEPS + 1))
     assert end - start < MARGIN, f"lr=0 moved validation success {start:.3f} -> {end:.3f}"
 
 
-def test_the_learning_curve_plots(sweep, tmp_path):
+def test_the_learning_curve_plots(learn, control, tmp_path):
     """scripts/plot_learning.py draws the recipe's figure from a real run's metrics.jsonl."""
     import importlib.util
 
@@ -74,11 +85,7 @@ def test_the_learning_curve_plots(sweep, tmp_path):
     spec = importlib.util.spec_from_file_location("plot_learning", REPO / "scripts" / "plot_learning.py")
     plot_learning = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plot_learning)
-    out = plot_learning.plot(
-        [sweep["learn"]["out"], sweep["control"]["out"]], ["lr", "lr=0"], tmp_path / "c.png"
-    )
+    out = plot_learning.plot([learn["out"], control["out"]], ["lr", "lr=0"], tmp_path / "c.png")
     assert out.stat().st_size > 10_000
-    steps, values = plot_learning.series(
-        plot_learning.read_metrics(sweep["learn"]["out"]), "env/success_rate"
-    )
+    steps, values = plot_learning.series(plot_learning.read_metrics(learn["out"]), "env/success_rate")
     assert steps == list(range(1, STEPS + 1)) and all(0 <= v <= 1 for v in values)

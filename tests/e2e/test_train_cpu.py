@@ -11,17 +11,17 @@ Runs (steps trained) and what each checks:
   the console (one line per step, the rest in train.log), agent-rl-report and its viewer in Chromium;
 - agent-rl-eval on its checkpoint (validation only): checkpoint loaded, every task once, nothing saved;
 - ScienceWorld with DAPO, WebShop with DAPO + SPEAR (1): the environments, DAPO's dynamic sampling;
-- DAPO with EMPG, AEM, EPO (1): each method on DAPO, DAPO's sampling rule;
-- SPEAR and EPO, each trained 1 step then resumed for 1: method state in checkpoints, replay, Clip-Cov,
-  EPO's history; EPO resumes by relaunching the same command (its run folder, outputs/<run_name>);
+- DAPO with EMPG, AEM (1): each method on DAPO, DAPO's sampling rule;
+- SPEAR (GRPO) and EPO (DAPO), each trained 1 step then resumed for 1: method state in checkpoints, replay,
+  Clip-Cov, EPO's history, DAPO with EPO; EPO resumes by relaunching the same command (its run folder,
+  outputs/<run_name>);
 - AEM (DAPO, WebShop) trains LoRA adapters (model.lora_rank=8): verl's LoRA on the CPU;
 - the sweep `-m method=empg,aem` (GRPO; 1 + validation each): EMPG and AEM move the advantages, W&B names,
   tags and media, EPO's validation protocol, the table builder;
-- GiGPO (`algo=gigpo`) with a method from outside agent_rl (`method._target_=tests.e2e.user_method...`;
-  1 + checkpoint): GiGPO's episode and step advantages on recorded anchors, the user's class trained through
-  the method API, its state in the checkpoint;
-- GiGPO with the composition `method=[empg,epo]` (1): GiGPO with EMPG, and two methods in one run (EMPG's
-  advantages with EPO's loss on the workers).
+- GiGPO (`algo=gigpo`) with the composition `method=[empg,epo]` and a method from outside agent_rl
+  (`method._target_=tests.e2e.user_method...`; 1 + checkpoint): GiGPO's episode and step advantages on
+  recorded anchors, three methods in one run (EMPG's and the user's advantage transforms, EPO's loss on the
+  workers), the user's class trained through the method API, every method's state in the checkpoint.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ import pytest
 from tests.e2e.conftest import run_agent_rl, run_agent_rl_multirun
 
 pytestmark = pytest.mark.e2e
+# Under `make test` (pytest-xdist, --dist loadgroup) these groups may run on two workers at once, each
+# group's runs one after another on its worker's Ray cluster; the tests of the default run stay together.
+DEFAULT_RUN = pytest.mark.xdist_group("e2e-default-run")
+ENVIRONMENTS_AND_DAPO = pytest.mark.xdist_group("e2e-environments-and-dapo")
+RESUMES = pytest.mark.xdist_group("e2e-resumes")
+SWEEP_AND_GIGPO = pytest.mark.xdist_group("e2e-sweep-and-gigpo")
 CHECKPOINT_HF = "actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]"
 # Runs that check neither validation nor checkpoints skip them (verl validates and saves after the last
 # step by default); CI time is the budget here.
@@ -80,6 +86,7 @@ def assert_per_step_samples(run, max_steps=4, trajectories=16):
         assert 0.0 <= data["env/success_rate"] <= 1.0 and 0.0 <= data["env/valid_action_ratio"] <= 1.0
 
 
+@DEFAULT_RUN
 def test_default_run_has_finite_metrics(default_run):
     assert [s["step"] for s in default_run["steps"]] == [1, 2]
     assert_finite(
@@ -98,6 +105,7 @@ def test_default_run_has_finite_metrics(default_run):
     )
 
 
+@DEFAULT_RUN
 def test_default_run_trains_per_step_samples_in_alfworld(default_run):
     assert_per_step_samples(default_run)
     task_types = {k for k in default_run["steps"][0]["data"] if k.startswith("env/success_rate/")}
@@ -108,6 +116,7 @@ def test_default_run_trains_per_step_samples_in_alfworld(default_run):
     assert 0.0 <= last["val-aux/alfworld/all/won/mean@1"] <= 1.0
 
 
+@DEFAULT_RUN
 def test_rollout_and_actor_log_probs_agree(default_run):
     """vLLM starts from dummy weights, so agreement also proves that the weight sync happened."""
     for step in default_run["steps"]:
@@ -115,10 +124,12 @@ def test_rollout_and_actor_log_probs_agree(default_run):
         assert step["data"]["training/rollout_probs_diff_max"] < 1e-3
 
 
+@DEFAULT_RUN
 def test_default_run_changes_parameters(default_run):
     assert_parameters_changed(default_run)
 
 
+@DEFAULT_RUN
 def test_mini_batches_count_step_rows(default_run):
     """model=tiny sets algo.mini_batch_rows=32: an optimizer update per 32 step rows, the last one partial.
     Counted verl's way (ppo_mini_batch_size 4 tasks x rollout.n 4 = 16 rows) most steps would differ."""
@@ -128,6 +139,7 @@ def test_mini_batches_count_step_rows(default_run):
         assert data["actor/updates_per_step"] == math.ceil(rows / 32), rows
 
 
+@DEFAULT_RUN
 def test_outputs_are_where_the_run_says(default_run):
     out, stdout = default_run["out"], default_run["stdout"]
     assert f"checkpoints in {out}/checkpoints" in stdout
@@ -138,6 +150,7 @@ def test_outputs_are_where_the_run_says(default_run):
     assert len(offline_runs) == 1 and offline_runs[0].stat().st_size > 0
 
 
+@DEFAULT_RUN
 def test_the_console_shows_one_line_per_step_and_train_log_the_rest(default_run):
     """`make demo`'s console (the default run is its command, here joined to a running Ray cluster): our own
     lines, one line per step with that step's numbers, the summary; what verl, the Ray workers and vLLM print
@@ -158,12 +171,20 @@ def test_the_console_shows_one_line_per_step_and_train_log_the_rest(default_run)
     val = default_run["steps"][-1]["data"]["val-aux/alfworld/all/won/mean@1"]
     assert f"| val {val:.2f} |" in step_lines[1] and "| val " not in step_lines[0]
     assert f"best validation success {val:.2f} (step 2)" in default_run["stdout"]
+    # the start-up, logged with the launch's first step only (the agent loop stamps each generation)
+    first_step, second_step = (s["data"] for s in default_run["steps"])
+    first, end = first_step["startup/first_generation_s"], first_step["startup/first_step_end_s"]
+    assert 0 < first < end - first_step["timing_s/step"] + first_step["timing_s/gen"]
+    assert not [k for k in second_step if k.startswith("startup/")]
+    startup = f"start-up: first generation {first:.0f} s after launch, first step ended at {end:.0f} s"
+    assert f"[agent_rl] {startup}" in default_run["stdout"]
     log = (out / "train.log").read_text()
     for text in ("[validate_config]", "(TaskRunner pid=", "Creating file logger at", "(vLLMHttpServer pid="):
         assert text in log and text not in printed, text
     assert all(line in log for line in step_lines)
 
 
+@DEFAULT_RUN
 def test_agent_rl_report_plots_the_default_run_and_its_viewer_renders_in_chromium(default_run, tmp_path):
     """agent-rl-report on the default run's folder: the plots show the run's numbers (plots.json holds what
     each PNG draws), the page's table too, and a real headless Chromium renders the trajectory viewer with
@@ -237,6 +258,7 @@ def test_agent_rl_report_plots_the_default_run_and_its_viewer_renders_in_chromiu
     screenshot(report / "index.html", tmp_path / "report.png", tmp_path)
 
 
+@DEFAULT_RUN
 def test_eval_validates_the_checkpoint_per_task_type_without_training(default_run, tmp_path, ray_address):
     """`agent-rl-eval` on the default run's last checkpoint: verl loads it (the logged step is the one it
     takes from the folder it loads the weights from), validates every task of the split once, trains
@@ -305,6 +327,7 @@ def assert_dapo_sampling(run, every_group_evicted: bool):
 # The other two environments train with DAPO, covering DAPO without a method (ScienceWorld) and DAPO with
 # SPEAR (WebShop); the rest of the DAPO x method matrix is below (DAPO x EMPG evicts every group).
 # One step each: the default run shows a second step after the weight sync.
+@ENVIRONMENTS_AND_DAPO
 @pytest.mark.parametrize(
     ("env", "method", "penalty"), [("scienceworld", "none", True), ("webshop", "spear", True)]
 )
@@ -329,17 +352,17 @@ def test_environment_trains(env, method, penalty, tmp_path, ray_address):
     assert_dapo_sampling(run, every_group_evicted=not penalty)
 
 
-# DAPO with the remaining methods (none and spear are in test_environment_trains; GRPO with EMPG and AEM in
-# the sweep at the end).
+# DAPO with the remaining methods (none and spear are in test_environment_trains, epo in its resume test;
+# GRPO with EMPG and AEM in the sweep at the end).
 # AEM trains LoRA adapters (model.lora_rank=8) instead of the whole model: AEM's checks concern the
 # advantages, which LoRA leaves as they are, and the run also shows verl's LoRA end to end on the CPU (the
 # reference is the base model, vLLM serves base + adapters, the adapters are saved with the checkpoint).
+@ENVIRONMENTS_AND_DAPO
 @pytest.mark.parametrize(
     ("method", "env", "penalty", "expected", "lora"),
     [
         ("empg", "alfworld", False, ("method/empg/g/mean", "method/empg/adv_change_abs_mean"), False),
         ("aem", "webshop", True, ("method/aem/alpha/mean", "method/aem/adv_change_abs_mean"), True),
-        ("epo", "alfworld", True, ("actor/epo_regularizer", "actor/epo/entropy"), False),
     ],
 )
 def test_dapo_trains_with_every_method(method, env, penalty, expected, lora, tmp_path, ray_address):
@@ -361,8 +384,6 @@ def test_dapo_trains_with_every_method(method, env, penalty, expected, lora, tmp
         data = step["data"]
         if method in ("empg", "aem"):
             assert data[f"method/{method}/adv_change_abs_mean"] > 0
-        if method == "epo":
-            assert data["actor/epo_regularizer"] != 0.0
     if lora:
         import json
 
@@ -373,6 +394,7 @@ def test_dapo_trains_with_every_method(method, env, penalty, expected, lora, tmp
         assert json.loads(meta.read_text())["r"] == 8
 
 
+@RESUMES
 def test_spear_replays_and_its_buffer_survives_a_resume(tmp_path, ray_address):
     """SPEAR (GRPO, ALFWorld): step 1 stores its positive-advantage rows; the buffer is saved with the
     step-1 checkpoint; the resumed run replays them at step 2 (only possible if the buffer came back).
@@ -434,18 +456,20 @@ def test_spear_replays_and_its_buffer_survives_a_resume(tmp_path, ray_address):
     assert step2["actor/pg_clipfrac"] == pytest.approx(0.5, abs=0.05)
 
 
-def test_epo_trains_and_its_history_survives_a_resume(tmp_path, ray_address):
-    """EPO's loss runs on the live entropy; its entropy history is saved with the step-1 checkpoint and
-    restored when training resumes, which then continues at step 2 with that history as reference.
+@RESUMES
+def test_epo_trains_on_dapo_and_its_history_survives_a_resume(tmp_path, ray_address):
+    """EPO on DAPO (ALFWorld): EPO's loss runs on the live entropy, DAPO samples by its rule; EPO's entropy
+    history is saved with the step-1 checkpoint and restored when training resumes, which then continues
+    at step 2 with that history as reference.
 
     The resume is a relaunch of the same command (only the length differs: 1 step, then 2), as after a
     SLURM requeue: the run folder is agent-rl's own, outputs/<run_name>, which holds the checkpoints, so
     verl's resume_mode=auto finds them."""
     import json
 
-    run_folder = tmp_path / "outputs" / "alfworld-grpo-epo-tiny-s0"
+    run_folder = tmp_path / "outputs" / "alfworld-dapo-epo-tiny-s0"
     checkpoints = run_folder / "checkpoints"
-    common = ("method=epo", "logger=console", NO_VALIDATION, "trainer.save_freq=1")
+    common = ("algo=dapo", "method=epo", "logger=console", NO_VALIDATION, "trainer.save_freq=1")
     first = run_agent_rl(
         run_folder, *common, "trainer.total_training_steps=1", ray_address=ray_address, cwd=tmp_path
     )
@@ -456,6 +480,7 @@ def test_epo_trains_and_its_history_survives_a_resume(tmp_path, ray_address):
     # micro-batch, close to but not exactly the token mean that actor/epo/entropy reports
     assert step1["actor/epo_regularizer"] == pytest.approx(-0.001 * step1["actor/epo/entropy"], rel=0.02)
     assert step1["actor/epo_regularizer"] < 0
+    assert_dapo_sampling(first, every_group_evicted=False)
     saved = json.loads((checkpoints / "global_step_1" / "method_state.json").read_text())
     assert saved["method"] == "epo" and len(saved["epo_history"]["step_means"]) == 1
 
@@ -476,11 +501,13 @@ def test_epo_trains_and_its_history_survives_a_resume(tmp_path, ray_address):
     assert step2["actor/epo/smoothing_active"] == 1.0
     assert step2["actor/epo/beta"] == pytest.approx(1.0 + math.exp(-3.0), rel=1e-6)  # k=1, K=2
     assert_finite(second)
+    assert_dapo_sampling(second, every_group_evicted=False)
 
 
 METHODS_SWEPT = ("empg", "aem")
 
 
+@SWEEP_AND_GIGPO
 def test_a_multirun_sweep_trains_both_choices_and_makes_a_table(tmp_path, ray_address):
     """`agent-rl -m method=empg,aem` (GRPO, ALFWorld): both jobs train (one step, then validation with EPO's
     protocol: 3 tasks drawn for the evaluation) and log to W&B offline, named, tagged and grouped by their
@@ -559,15 +586,19 @@ def assert_gigpo(data):
     assert 0.0 < data["gigpo/anchor_groups_per_row"] < 1.0
 
 
-def test_gigpo_trains_with_a_method_from_the_users_package(tmp_path, ray_address):
-    """GiGPO (no entropy method of ours) with `method._target_=<a class in tests/>`: the class is imported
-    by path in the trainer's process, its advantage hook runs (it adds exactly its bonus to every token),
-    its metrics are logged and its state_dict is saved in the checkpoint; agent_rl names it nowhere."""
+@SWEEP_AND_GIGPO
+def test_gigpo_trains_a_composition_with_a_method_from_the_users_package(tmp_path, ray_address):
+    """`algo=gigpo method=[empg,epo] method._target_=<a class in tests/>`: GiGPO's advantages, EMPG's
+    transform of them, the user's class (imported by path in the trainer's process; agent_rl names it
+    nowhere) transforming EMPG's output, and EPO's loss on the workers, all in one step, each with the
+    signature it has alone (see the DAPO and EPO runs above); the state of every method is saved in the
+    checkpoint."""
     import json
 
     run = run_agent_rl(
         tmp_path,
         "algo=gigpo",
+        "method=[empg,epo]",
         USER_METHOD,
         "+method.bonus=0.25",
         "logger=console",
@@ -577,33 +608,18 @@ def test_gigpo_trains_with_a_method_from_the_users_package(tmp_path, ray_address
         ray_address=ray_address,
     )
     assert [s["step"] for s in run["steps"]] == [1]
-    assert_finite(run, required=("actor/pg_loss", "actor/grad_norm", "env/success_rate"))
+    required = ("actor/pg_loss", "actor/grad_norm", "env/success_rate", "method/empg/g/mean")
+    assert_finite(run, required=(*required, "actor/epo_regularizer"))
     assert_per_step_samples(run)
     data = run["steps"][0]["data"]
     assert_gigpo(data)
+    # the user's class adds exactly its bonus to every token of what EMPG handed it
     assert data["method/OptimismBonus/adv_change_abs_mean"] == pytest.approx(0.25, abs=1e-5)
     assert data["method/optimism/steps_seen"] == 1.0 and data["method/optimism/rows"] > 0
-    saved = json.loads((tmp_path / "checkpoints" / "global_step_1" / "method_state.json").read_text())
-    assert saved["method"] == "OptimismBonus" and saved["optimism_steps_seen"] == 1
-
-
-def test_gigpo_with_empg_and_epo_composed(tmp_path, ray_address):
-    """`algo=gigpo method=[empg,epo]`: EMPG transforms GiGPO's advantages and EPO's loss runs on the
-    workers in the same step, each with the signature it has alone (see the DAPO and EPO runs above)."""
-    run = run_agent_rl(
-        tmp_path,
-        "algo=gigpo",
-        "method=[empg,epo]",
-        "logger=console",
-        "trainer.total_training_steps=1",
-        *NO_EXTRAS,
-        ray_address=ray_address,
-    )
-    assert [s["step"] for s in run["steps"]] == [1]
-    assert_finite(run, required=("method/empg/g/mean", "actor/epo_regularizer", "actor/pg_loss"))
-    data = run["steps"][0]["data"]
-    assert_gigpo(data)
     assert data["method/empg/g/mean"] == pytest.approx(1.0, abs=1e-5)  # g is self-calibrating
     assert data["method/empg/adv_change_abs_mean"] > 0
     assert data["method/epo/history_steps"] == 0.0
     assert data["actor/epo_regularizer"] == pytest.approx(-0.001 * data["actor/epo/entropy"], rel=0.02)
+    saved = json.loads((tmp_path / "checkpoints" / "global_step_1" / "method_state.json").read_text())
+    assert saved["method"] == "empg+epo+OptimismBonus" and saved["optimism_steps_seen"] == 1
+    assert len(saved["epo_history"]["step_means"]) == 1

@@ -66,6 +66,18 @@ def test_eta_counts_the_wall_time_of_the_steps_trained_so_far():
     assert console.duration(7322) == "2h02m"
 
 
+def test_the_summary_says_the_start_up_the_first_step_logged():
+    ui = console.RunConsole(Path("/nonexistent"), verbose=False)
+    ui.progress = console.Progress(total=2)
+    ui.progress.add(1, {**STEP_1, "startup/first_generation_s": 52.4, "startup/first_step_end_s": 95.6})
+    ui.progress.add(2, STEP_2)
+    lines = ui.summary()
+    assert lines[-1] == "[agent_rl] start-up: first generation 52 s after launch, first step ended at 96 s"
+    ui.progress = console.Progress(total=1)  # a step without the trainer's start-up numbers: no line
+    ui.progress.add(1, STEP_1)
+    assert not any("start-up:" in line for line in ui.summary())
+
+
 def test_the_traceback_filter_passes_each_python_traceback_with_its_process_name():
     lines = [
         "\x1b[36m(TaskRunner pid=12)\x1b[0m INFO: step 1",

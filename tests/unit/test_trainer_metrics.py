@@ -78,3 +78,19 @@ def test_bad_validation_protocol_is_refused_with_the_valid_values(hydra_ctx, ove
     with pytest.raises(train.ConfigError, match=message):
         train.check_validation(compose("config", overrides=overrides))
     train.check_validation(compose("config", overrides=["env.val_protocol=epo"]))
+
+
+def test_start_up_is_counted_from_the_launch_to_the_first_generation_and_the_first_step_end(monkeypatch):
+    from agent_rl.trainer import first_generation, startup_metrics
+
+    rows = [{"generated_at": 1012.5}, {"generated_at": 1010.25}, {"trajectory_id": "a"}]  # one without
+    assert first_generation(rows) == 1010.25
+    assert first_generation([{}]) is None
+    monkeypatch.setenv("AGENT_RL_LAUNCH_TIME", "1000.0")
+    assert startup_metrics(1010.25, now=1042.0) == {
+        "startup/first_step_end_s": 42.0,
+        "startup/first_generation_s": 10.25,
+    }
+    assert startup_metrics(None, now=1042.0) == {"startup/first_step_end_s": 42.0}  # verl's own agent loops
+    monkeypatch.delenv("AGENT_RL_LAUNCH_TIME")
+    assert startup_metrics(1010.25, now=1042.0) == {}  # launched otherwise: nothing to count from

@@ -13,9 +13,11 @@ export RAY_TMPDIR ?= $(CURDIR)/.ray_tmp
 
 # Every test run prints its slowest tests, the time by kind (e2e, env, unit) and the suite's total, so each
 # CI log shows where the time goes. Two pytest-xdist workers: an end-to-end run spends much of its start-up
-# in one process importing at a time, so a second worker fills the other core (tests/conftest.py: a
-# module's tests stay on one worker, tests/e2e/test_train_cpu.py's runs are split into groups).
-PYTEST := $(BIN)/python -m pytest -q --durations=15 --durations-min=1 -n 2 --dist loadgroup
+# in one process importing at a time, so a second worker fills the other core. --dist loadscope keeps a
+# module's tests on one worker (its module-scoped Ray cluster and runs are made once); the e2e runs are cut
+# into modules that can run side by side (tests/e2e/test_train_cpu.py's docstring). (--dist loadgroup
+# would group by mark, but pytest-xdist 3.8 under pytest 9 ignores the groups.)
+PYTEST := $(BIN)/python -m pytest -q --durations=15 --durations-min=1 -n 2 --dist loadscope
 
 .PHONY: help install install-gpu demo test test-fast test-unit lint clean
 

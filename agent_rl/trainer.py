@@ -153,33 +153,39 @@ def validation_draw(num_tasks: int, per_eval: int, seed: int, step: int) -> list
     return sorted(rng.sample(range(num_tasks), min(per_eval, num_tasks)))
 
 
-def check_env_actor(config) -> Future | None:
-    """Start one environment actor the way the agent-loop workers do and let it count its tasks against
-    the driver's (agent_rl.envs.pool): a node without ALFWORLD_DATA would otherwise play the shipped games
-    in place of the real ones, and verl turns an agent loop's error into a dropped group, not a stop.
-
-    The check runs in a thread while verl starts the agent-loop workers (it costs seconds of start-up
-    otherwise); the returned future raises its error, and the trainer waits for it before the first
-    rollout (`AgentTrainer._env_checked`)."""
+def start_env_actors(config) -> tuple[list, Future | None]:
+    """Start the environment actors of the agent-loop workers' pools now (`agent_rl.envs.pool.prestart`:
+    ``env.pool_size`` per worker), while verl starts its own workers: a process and a simulator's imports
+    each, which the first rollout would otherwise wait for. Returns their handles (the trainer keeps them
+    so the pools can claim them) and a future that checks them: each counts its tasks against the
+    driver's (``env.expected_tasks``), since a node without ALFWORLD_DATA would otherwise play the shipped
+    games in place of the real ones, and verl turns an agent loop's error into a dropped group, not a stop.
+    The trainer waits for the future before the first rollout (`AgentTrainer._env_checked`)."""
     env_cfg = config.get("env") or {}
-    if not env_cfg.get("expected_tasks"):
-        return None
+    from agent_rl.envs.registry import ENVS
+
+    size = env_cfg.get("pool_size")
+    if env_cfg.get("name") not in ENVS or not isinstance(size, int):
+        return [], None
     import asyncio
 
-    from agent_rl.envs.pool import EnvPool
+    from agent_rl.envs.pool import TaskCountMismatch, prestart
 
-    async def start_one():
-        kwargs = dict(env_cfg.get("env_kwargs") or {})
-        pool = EnvPool(env_cfg.name, size=1, env_kwargs=kwargs, expected_tasks=dict(env_cfg.expected_tasks))
-        try:
-            await pool.start(1)
-        finally:
-            await pool.shutdown()
+    expected = dict(env_cfg.get("expected_tasks") or {}) or None
+    workers = int(config.actor_rollout_ref.rollout.agent.num_workers)
+    kwargs = dict(env_cfg.get("env_kwargs") or {})
+    actors = prestart(env_cfg.name, size * workers, kwargs, expected)
+
+    async def check():
+        refs = [asyncio.wrap_future(actor.pids.remote().future()) for actor in actors]
+        for started in await asyncio.gather(*refs):
+            if started.get("task_error"):
+                raise TaskCountMismatch(started["task_error"])
 
     executor = ThreadPoolExecutor(1, thread_name_prefix="agent_rl-env-check")
-    future = executor.submit(asyncio.run, start_one())
+    future = executor.submit(asyncio.run, check())
     executor.shutdown(wait=False)  # the thread ends with the check
-    return future
+    return actors, future
 
 
 class AgentTrainer(PPOTrainerSync):
@@ -357,16 +363,19 @@ class AgentTrainer(PPOTrainerSync):
         step.metrics["gigpo/anchor_groups_per_row"] = len(groups) / max(len(kept), 1)
         return joint
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._env_actors, self._env_check = start_env_actors(self.config)
+
     def on_init_end(self):
         super().on_init_end()
-        self._env_check = check_env_actor(self.config)
         losses = [(m, m.actor_loss(self._actor_config())) for m in self.methods]
         losses = [(m, loss) for m, loss in losses if loss is not None]
         if losses:  # at most one (agent_rl.methods.api.check_methods)
             self.actor_rollout_wg.set_loss_fn(losses[0][1])
 
     def _env_checked(self) -> None:
-        """Wait for the environment check started at init (`check_env_actor`); raise what it found."""
+        """Wait for the environment check started at init (`start_env_actors`); raise what it found."""
         check, self._env_check = getattr(self, "_env_check", None), None
         if check is not None:
             check.result()

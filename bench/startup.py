@@ -54,9 +54,8 @@ PHASES = (
 
 
 def phases(ray_tmp: Path, launched: float) -> dict[str, float]:
-    """Seconds after launch at which the driver joined Ray and each phase's actor started; the
-    environments' actors are those started after the agent-loop worker (the trainer's environment check
-    starts one before)."""
+    """Seconds after launch at which the driver joined Ray and each phase's actor started (the
+    environments': the first of their actors, which the trainer starts ahead of the first rollout)."""
     sessions = [*ray_tmp.glob("session_latest"), *ray_tmp.glob("*/session_latest")]  # verl's: <tmp>/ray/
     logs = sessions[0] / "logs" if sessions else ray_tmp
     joined = drivers(logs)
@@ -70,10 +69,9 @@ def phases(ray_tmp: Path, launched: float) -> dict[str, float]:
         starts = [start for name, start, _ in rows if name == actor]
         if starts:
             out[label] = origin + min(starts)
-    worker = out.get("agent-loop worker")
     envs = [origin + start for name, start, _ in rows if name == "_EnvActor"]
-    if worker is not None and [t for t in envs if t >= worker]:
-        out["environments"] = min(t for t in envs if t >= worker)
+    if envs:
+        out["environments"] = min(envs)
     return out
 
 

@@ -32,11 +32,17 @@ Same tasks everywhere. The driver builds the task tables from the games it finds
 takes ``task_id % len(games)``). Given ``expected_tasks`` (split -> count, `expected_task_counts` in the
 driver), every actor counts the tasks it sees when it starts, and the pool raises `TaskCountMismatch`
 instead of leasing it.
+
+Started ahead. Starting an environment actor costs a process and the simulator's imports (ALFWorld's
+TextWorld, ScienceWorld's JVM): seconds each, all at the first rollout. `prestart` starts a pool's actors
+earlier (the trainer calls it while verl starts its workers), named for the job and the environment; a
+pool claims those before it creates its own (each is claimed once, by one pool).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import math
@@ -47,6 +53,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import ray
+import ray.exceptions
 
 from agent_rl.envs.base import Info
 
@@ -120,6 +127,7 @@ class _EnvActor:
 
         self.env = make_env(env_name, **env_kwargs)
         self.task_error = self._check_tasks(env_name, expected_tasks or {})
+        self.claimed = False
 
     def _check_tasks(self, env_name: str, expected: dict[str, int]) -> str | None:
         for split, count in expected.items():
@@ -141,6 +149,11 @@ class _EnvActor:
             "task_error": self.task_error,
         }
 
+    def claim(self) -> bool:
+        """True to the first caller only: a started-ahead actor joins exactly one pool (`prestart`)."""
+        claimed, self.claimed = self.claimed, True
+        return not claimed
+
     def reset(self, spec: dict[str, Any]) -> tuple[str, Info]:
         return self.env.reset(spec)
 
@@ -155,6 +168,45 @@ class _EnvActor:
 
     def close(self) -> None:
         self.env.close()
+
+
+def _actor_class(actor_options: dict[str, Any] | None = None, **fixed: Any) -> Any:
+    """`_EnvActor` as a Ray actor: ``num_cpus=0`` unless given (env actors never hold the CPUs that the
+    trainer's placement groups need), and never restarted by Ray (the pool replaces crashed actors)."""
+    options = {"num_cpus": 0, **(actor_options or {})}
+    options.update(max_restarts=0, max_task_retries=0, **fixed)
+    return ray.remote(_EnvActor).options(**options)
+
+
+def reserve_prefix(env_name: str, env_kwargs: dict[str, Any]) -> str:
+    """Name prefix of the actors started ahead (`prestart`) for this Ray job and environment settings."""
+    settings = f"{env_name}|{sorted(env_kwargs.items())!r}".encode()
+    job = ray.get_runtime_context().get_job_id()
+    return f"agent_rl_env:{job}:{hashlib.sha1(settings).hexdigest()[:12]}:"
+
+
+def prestart(
+    env_name: str,
+    n: int,
+    env_kwargs: dict[str, Any] | None = None,
+    expected_tasks: dict[str, int] | None = None,
+    actor_options: dict[str, Any] | None = None,
+) -> list[ray.actor.ActorHandle]:
+    """Start ``n`` environment actors now, for the pools of this Ray job with the same environment and
+    settings to claim (`EnvPool` takes them before creating its own). Returns their handles: keep them
+    as long as the pools may claim (Ray collects a named actor without handles); ``pids()`` of each
+    reports its task-count check."""
+    kwargs = dict(env_kwargs or {})
+    prefix = reserve_prefix(env_name, kwargs)
+    actors: list[ray.actor.ActorHandle] = []
+    index = itertools.count()
+    while len(actors) < n:  # names a pool scans from 0; an earlier call's live actors keep theirs
+        options = _actor_class(actor_options, name=f"{prefix}{next(index)}")
+        try:
+            actors.append(options.remote(env_name, kwargs, expected_tasks))
+        except ray.exceptions.ActorAlreadyExistsError:
+            continue
+    return actors
 
 
 class _Slot:
@@ -314,9 +366,8 @@ class EnvPool:
         self.call_timeout_s = call_timeout_s
         self.raise_on_failure = raise_on_failure
         self.expected_tasks = dict(expected_tasks) if expected_tasks else None
-        options = {"num_cpus": 0, **(actor_options or {})}
-        options.update(max_restarts=0, max_task_retries=0)
-        self._actor_cls = ray.remote(_EnvActor).options(**options)
+        self._actor_cls = _actor_class(actor_options)
+        self._reserve_next: int | None = 0  # the next started-ahead actor to claim; None: none left
         self._slots: set[_Slot] = set()
         self._idle: asyncio.Queue[_Slot] | None = None
         self._creating = 0
@@ -412,7 +463,10 @@ class EnvPool:
     async def _new_slot(self) -> _Slot:
         self._creating += 1
         try:
-            slot = _Slot(self._actor_cls.remote(self.env_name, self.env_kwargs, self.expected_tasks))
+            actor = await self._claim_reserved()
+            if actor is None:
+                actor = self._actor_cls.remote(self.env_name, self.env_kwargs, self.expected_tasks)
+            slot = _Slot(actor)
             try:
                 started = await self._await(slot.actor.pids.remote(), self.call_timeout_s)
             except BaseException:
@@ -428,6 +482,23 @@ class EnvPool:
             raise RuntimeError("pool is shut down")
         self._slots.add(slot)
         return slot
+
+    async def _claim_reserved(self) -> ray.actor.ActorHandle | None:
+        """An actor started ahead for this pool's environment (`prestart`) that no pool has claimed."""
+        while self._reserve_next is not None:
+            name = f"{reserve_prefix(self.env_name, self.env_kwargs)}{self._reserve_next}"
+            self._reserve_next += 1
+            try:
+                actor = ray.get_actor(name)
+            except ValueError:  # no such name: none (left) for this pool
+                self._reserve_next = None
+                return None
+            try:
+                if await self._await(actor.claim.remote(), self.call_timeout_s):
+                    return actor
+            except Exception as e:  # noqa: BLE001 - a reserved actor that died: skip it
+                logger.warning("started-ahead env actor %s unusable: %s", name, e)
+        return None
 
     async def _replace(self, slot: _Slot) -> _Slot:
         self._slots.discard(slot)

@@ -190,3 +190,61 @@ def test_an_actor_that_sees_other_tasks_than_the_driver_is_refused(ray_local):
         TaskCountMismatch, match=r"sees 6 tasks where the driver built its task table from 3553"
     ):
         asyncio.run(main({"train": 3553}))
+
+
+def test_actors_started_ahead_are_claimed_once_by_pools_of_the_same_settings(ray_local):
+    """`prestart` starts named actors before any pool exists; pools with the same environment and
+    settings take them (each exactly once) before creating their own, a pool with other settings
+    takes none; the control is the pool of other settings, whose actors are all new."""
+    from agent_rl.envs.pool import prestart
+
+    ahead = prestart("alfworld", 3, {"max_steps": 7})
+    ahead_pids = {ray_local.get(actor.pids.remote())["actor"] for actor in ahead}
+
+    async def actor_pids(pool, n):
+        envs = [await pool.acquire() for _ in range(n)]
+        pids = {(await env.pids())["actor"] for env in envs}
+        for env in envs:
+            await pool.release(env)
+        return pids
+
+    async def main():
+        first = EnvPool("alfworld", size=2, env_kwargs={"max_steps": 7})
+        second = EnvPool("alfworld", size=2, env_kwargs={"max_steps": 7})
+        other = EnvPool("alfworld", size=1, env_kwargs={"max_steps": 8})
+        try:
+            return await actor_pids(first, 2), await actor_pids(second, 2), await actor_pids(other, 1)
+        finally:
+            for pool in (first, second, other):
+                await pool.shutdown()
+
+    first, second, other = asyncio.run(main())
+    assert first <= ahead_pids and len(first) == 2
+    assert len(second & ahead_pids) == 1 and second - ahead_pids  # the last one ahead, then a new one
+    assert not other & ahead_pids
+
+
+def test_the_trainer_starts_the_pools_actors_ahead_and_checks_their_task_counts(ray_local):
+    """`start_env_actors`: ``env.pool_size`` actors per agent-loop worker, whose check raises where an
+    actor sees other task counts than the driver's (the trainer waits for it before the first rollout)."""
+    from omegaconf import OmegaConf
+
+    from agent_rl.envs.pool import TaskCountMismatch
+    from agent_rl.trainer import start_env_actors
+
+    def config(train_tasks):
+        return OmegaConf.create(
+            {
+                "env": {"name": "alfworld", "pool_size": 2, "expected_tasks": {"train": train_tasks}},
+                "actor_rollout_ref": {"rollout": {"agent": {"num_workers": 1}}},
+            }
+        )
+
+    actors, check = start_env_actors(config(len(GAMES)))
+    assert len(actors) == 2
+    check.result(timeout=120)
+    actors, check = start_env_actors(config(3553))
+    with pytest.raises(TaskCountMismatch, match=r"sees 6 tasks where the driver built its task table"):
+        check.result(timeout=120)
+    arith = OmegaConf.create({"env": {"name": "arith"}})
+    assert start_env_actors(arith) == ([], None)

@@ -248,7 +248,7 @@ def compose_cfg(env_name: str, turns: int | None):
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from agent_rl import train
+    from agent_rl.cli import train
 
     own = OmegaConf.load(train.CONF_DIR / "env" / f"{env_name}.yaml")
     overrides = [
@@ -262,7 +262,7 @@ def compose_cfg(env_name: str, turns: int | None):
     with initialize_config_dir(config_dir=str(train.CONF_DIR), version_base=None):
         cfg = compose("config", overrides=overrides)
     GlobalHydra.instance().clear()
-    # resolved, as agent_rl.train and verl's main_ppo hand it to the workers: an unresolved
+    # resolved, as agent_rl.cli.train and verl's main_ppo hand it to the workers: an unresolved
     # interpolation (rollout.prompt_length is ${oc.select:...}) costs ~0.4 ms per read, and verl's
     # ct_build_initial_tokens reads it twice per turn
     # (only what the loop reads: the rest has ${hydra:...} interpolations, unset outside hydra.main)
@@ -426,8 +426,8 @@ def main() -> int:
     import ray
     from transformers import AutoTokenizer
 
-    from agent_rl.data import env_rows
-    from agent_rl.tiny_model import build_tiny_model
+    from agent_rl.models.tiny_model import build_tiny_model
+    from agent_rl.training.data import env_rows
 
     model_dir = build_tiny_model()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)  # the loop's; its decode is timed

@@ -34,7 +34,7 @@ def run(method: str, algo: str, steps: int, test_freq: int, out: Path, extra: li
     cmd = [
         sys.executable,
         "-m",
-        "agent_rl.train",
+        "agent_rl.cli.train",
         f"hydra.run.dir={out}",
         f"experiment=laptop/frozenlake-{algo}",
         f"method={method}",

@@ -43,7 +43,7 @@ def run(method: str, env: str, steps: int, out: Path, extra: list[str]) -> dict[
     cmd = [
         sys.executable,
         "-m",
-        "agent_rl.train",
+        "agent_rl.cli.train",
         f"hydra.run.dir={out}",
         *(method.split() if "=" in method else [f"method={method}"]),
         f"env={env}",

@@ -116,7 +116,7 @@ def timed(cmd: list[str], metrics: Path, log: Path, env: dict[str, str] | None =
 
 
 def agent_rl(out: Path, *overrides: str) -> list[str]:
-    return [sys.executable, "-m", "agent_rl.train", f"hydra.run.dir={out}", *overrides]
+    return [sys.executable, "-m", "agent_rl.cli.train", f"hydra.run.dir={out}", *overrides]
 
 
 def verl_config(out: Path, *overrides: str) -> Path:

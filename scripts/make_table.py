@@ -5,7 +5,7 @@ The paper's numbers come from ``recipes/<paper>/table.yaml``; ours are computed 
 from offline run folders (``--runs``: every ``offline-run-*`` folder under the given paths, e.g. Hydra's
 ``outputs/`` or ``multirun/``) or from a W&B project (``--project entity/project``: the runs whose config
 has ``experiment.paper`` = the paper). What each metric means (EPO's Succ.* and Succ., the convergence
-window, the others' final success and WebShop score) is in ``agent_rl/table.py``.
+window, the others' final success and WebShop score) is in ``agent_rl/report/table.py``.
 
     python scripts/make_table.py --paper epo --runs outputs multirun
     python scripts/make_table.py --table recipes/empg/table.yaml --project my-team/agent_rl --out table.md
@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from agent_rl.table import (
+from agent_rl.report.table import (
     WINDOW_FRACTION,
     build_table,
     load_table_spec,

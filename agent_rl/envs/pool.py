@@ -87,7 +87,7 @@ def task_count(env: Any, split: str) -> int | None:
 
 def expected_task_counts(env_cfg: dict[str, Any]) -> dict[str, int] | None:
     """The driver's side of `task_count`: tasks per split (``train_split`` and ``val_split``) as the task
-    tables index them (agent_rl.data), or None for an environment without data-dependent task ids."""
+    tables index them (agent_rl.training.data), or None for an environment without data-dependent task ids."""
     name = env_cfg.get("name")
     splits = {env_cfg[key] for key in ("train_split", "val_split") if env_cfg.get(key)}
     if name == "alfworld":
@@ -95,7 +95,7 @@ def expected_task_counts(env_cfg: dict[str, Any]) -> dict[str, int] | None:
 
         return {s: len(alfworld.list_games(str(alfworld.default_data_dir()), s)) for s in sorted(splits)}
     if name == "webshop":
-        from agent_rl.data import webshop_specs
+        from agent_rl.training.data import webshop_specs
 
         kwargs = dict(env_cfg.get("env_kwargs") or {})
         return {s: len(webshop_specs(s, kwargs)) for s in sorted(splits)}

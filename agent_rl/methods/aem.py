@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import torch
 
-from agent_rl.methods import turns
+from agent_rl.rows import turns
 
 __all__ = ["aem_advantages", "aem_weights", "relative_surprisal"]
 

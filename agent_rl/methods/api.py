@@ -1,7 +1,8 @@
 r"""The method API: one object per method, registered by name, whose hooks the trainer calls.
 
 A method subclasses :class:`Method` and overrides the hooks it needs; the trainer
-(`agent_rl.trainer.AgentTrainer`) calls every hook of every method of the run, in the order the run lists
+(`agent_rl.training.trainer.AgentTrainer`) calls every hook of every method of the run, in the order the run
+lists
 them, and names no method itself. The hooks, in the order of one training step:
 
 ==========================  ==============================================================================
@@ -45,7 +46,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from agent_rl.advantage import StepRows
+from agent_rl.rows.step_rows import StepRows
 
 METHOD_REGISTRY: dict[str, type[Method]] = {}
 # agent_rl's own methods, name -> class path (imported on demand, so that the registry is complete without
@@ -93,7 +94,7 @@ def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
 class StepBatch:
     """What the advantage step hands to a method's hooks; tensors on the CPU, one row per environment step.
 
-    ``rows`` (`agent_rl.advantage.StepRows`: outcome, penalty, group, trajectory, turn ``(rows,)``) is
+    ``rows`` (`agent_rl.rows.step_rows.StepRows`: outcome, penalty, group, trajectory, turn ``(rows,)``) is
     updated in place of the old one after each ``transform_outcome``; ``real (rows,)`` marks environment
     steps (not verl's padding); ``mask (rows, T)`` the response tokens in the loss (after the filters);
     ``entropy (rows, T)`` the old policy's token entropy when a method ``needs_entropy`` (else None);
@@ -139,7 +140,7 @@ class Method:
     # ---- on the workers --------------------------------------------------------------------------------
     def actor_loss(self, actor_config: Any) -> Callable | None:
         """A loss ``fn(config, model_output, data, dp_group)`` in place of verl's ``ppo_loss`` (see
-        `agent_rl.losses`), bound to ``actor_config`` (verl's ``ActorConfig``), or None."""
+        `agent_rl.methods.losses`), bound to ``actor_config`` (verl's ``ActorConfig``), or None."""
         return None
 
     # ---- the advantage step ------------------------------------------------------------------------------
@@ -161,11 +162,12 @@ class Method:
     # ---- the actor update --------------------------------------------------------------------------------
     def before_update(self, trainer: Any, batch: Any, metrics: dict[str, float]) -> None:
         """``batch`` is verl's ``KVBatchMeta``; ``batch.extra_info`` reaches every micro-batch's loss;
-        ``trainer`` is the `agent_rl.trainer.AgentTrainer` (``global_steps``, ``total_training_steps``)."""
+        ``trainer`` is the `agent_rl.training.trainer.AgentTrainer` (``global_steps``,
+        ``total_training_steps``)."""
 
     def update_actor(self, trainer: Any, batch: Any, metrics: dict, update: Callable[[Any], Any]) -> Any:
         """The actor update: ``update(batch)`` is the trainer's (verl's, with ``algo.mini_batch_rows``);
-        ``trainer`` is the `agent_rl.trainer.AgentTrainer` (its worker group, step, config)."""
+        ``trainer`` is the `agent_rl.training.trainer.AgentTrainer` (its worker group, step, config)."""
         return update(batch)
 
     def after_update(self, trainer: Any, batch: Any, metrics: dict[str, float]) -> None:

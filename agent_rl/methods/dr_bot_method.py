@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from agent_rl.advantage import trajectory_returns
 from agent_rl.methods import spear
 from agent_rl.methods.api import Method, StepBatch, register_method
+from agent_rl.rows.step_rows import trajectory_returns
 
 
 @register_method("dr_bot")

@@ -60,7 +60,7 @@ from typing import NamedTuple
 
 import torch
 
-from agent_rl.methods import turns
+from agent_rl.rows import turns
 
 __all__ = ["EMPGTerms", "empg_advantages", "empg_terms"]
 

@@ -63,7 +63,7 @@ Deviations (choices the paper leaves open):
        trajectories of the RL batch; a trajectory's :math:`T_j` is its number of rows present. Rows with
        an empty mask do not count as turns; trajectories with no valid row do not count in :math:`B`.
     2. :math:`\bar H_m` is the token mean over all response tokens of step m's training batch, from the
-       old-policy log-prob recomputation (:func:`agent_rl.methods.turns.batch_token_mean`).
+       old-policy log-prob recomputation (:func:`agent_rl.rows.turns.batch_token_mean`).
     3. The reference is detached (a constant of the loss); the corridor is closed in the paper variant
        (the hinge is 0 exactly on the bounds).
     4. :math:`k_{mid} = \max(1, \lfloor K/2 \rfloor)` so that K = 1 does not divide by zero; :math:`k` is
@@ -79,7 +79,7 @@ from typing import Any
 
 import torch
 
-from agent_rl.methods import turns
+from agent_rl.rows import turns
 
 __all__ = [
     "EPO_ALPHA",
@@ -423,7 +423,7 @@ class EntropyHistory:
     :math:`L_{smooth} = 0` at k = 0).
 
     Released: ``append(step_mean, per_turn=...)`` with ``per_turn`` the per-turn batch-mean entropies of the
-    step (:func:`agent_rl.methods.turns.per_turn_token_mean`); each list is truncated to its last
+    step (:func:`agent_rl.rows.turns.per_turn_token_mean`); each list is truncated to its last
     ``max_turns`` entries and left-padded with zeros to ``max_turns``, as ``ray_trainer.py`` does, and
     ``reference_for_rows(turn)`` indexes the element-wise mean of those lists by turn. To match the released
     trainer, append the current step *before* the actor update.

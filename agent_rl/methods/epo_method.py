@@ -1,4 +1,5 @@
-"""EPO's wiring (the maths: `agent_rl.methods.epo`; the loss: `agent_rl.losses.epo_actor_loss`; the page:
+"""EPO's wiring (the maths: `agent_rl.methods.epo`; the loss: `agent_rl.methods.losses.epo_actor_loss`; the
+page:
 docs/methods/epo.md).
 
 - ``actor_loss``: verl's PPO loss plus EPO's regulariser on the live entropy of the update's forward pass;
@@ -14,7 +15,7 @@ import torch
 
 from agent_rl.methods.api import Method, StepBatch, register_method
 from agent_rl.methods.epo import EntropyHistory
-from agent_rl.methods.turns import batch_token_mean, per_turn_token_mean
+from agent_rl.rows.turns import batch_token_mean, per_turn_token_mean
 
 LOSS_KEYS = ("entropy_coeff", "kappa_l", "kappa_r", "gamma", "alpha", "variant")
 
@@ -41,7 +42,7 @@ class Epo(Method):
     def actor_loss(self, actor_config):
         from functools import partial
 
-        from agent_rl.losses import epo_actor_loss
+        from agent_rl.methods.losses import epo_actor_loss
 
         return partial(epo_actor_loss, config=actor_config, epo={key: self.cfg[key] for key in LOSS_KEYS})
 

@@ -31,7 +31,7 @@ SPEAR (ICLR 2026) adds to GRPO/GiGPO (usually in the Dr.BoT configuration):
    repeated at least 10 times are removed from the loss (mask zeroed); the group filter keeps the 75% of
    rollout groups with the highest std of trajectory rewards.
 
-Shapes: per-step rows as in :mod:`agent_rl.methods.turns`: ``rewards, advantages (rows,)``, ``group_id,
+Shapes: per-step rows as in :mod:`agent_rl.rows.turns`: ``rewards, advantages (rows,)``, ``group_id,
 traj_id (rows,) long``, ``log_prob, old_log_prob, response_mask, response_ids (rows, T)``.
 
 References:
@@ -75,7 +75,7 @@ from typing import Any
 
 import torch
 
-from agent_rl.methods import turns
+from agent_rl.rows import turns
 
 __all__ = [
     "CLIP_COV_ON_POLICY",

@@ -1,5 +1,6 @@
-"""SPEAR's wiring (the maths: `agent_rl.methods.spear`; the rows: `agent_rl.replay.SpearReplay`; the loss:
-`agent_rl.losses.spear_actor_loss`; the page: docs/methods/spear.md).
+"""SPEAR's wiring (the maths: `agent_rl.methods.spear`; the rows: `agent_rl.methods.replay.SpearReplay`; the
+loss:
+`agent_rl.methods.losses.spear_actor_loss`; the page: docs/methods/spear.md).
 
 - ``transform_outcome``: the tool-call bonus ``R + mu_t min(1, 0.1 n_calls)`` (every environment action
   is a tool call: the episode length);
@@ -16,10 +17,10 @@ import dataclasses
 
 import torch
 
-from agent_rl.advantage import trajectory_returns
 from agent_rl.methods import spear
 from agent_rl.methods.aem_method import group_check
 from agent_rl.methods.api import Method, StepBatch, register_method
+from agent_rl.rows.step_rows import trajectory_returns
 
 
 @register_method("spear")
@@ -29,7 +30,7 @@ class Spear(Method):
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        from agent_rl.replay import SpearReplay
+        from agent_rl.methods.replay import SpearReplay
 
         cfg = self.cfg
         buffer = spear.SpearReplayBuffer(
@@ -49,7 +50,7 @@ class Spear(Method):
     def actor_loss(self, actor_config):
         from functools import partial
 
-        from agent_rl.losses import spear_actor_loss
+        from agent_rl.methods.losses import spear_actor_loss
 
         return partial(spear_actor_loss, config=actor_config, replay_clip_cov=dict(self.cfg.replay_clip_cov))
 

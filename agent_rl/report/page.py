@@ -1,7 +1,7 @@
 """The report's ``index.html``: the runs' numbers, the plots, and the trajectory viewer.
 
 One file, no network: the styles and the viewer's script are inline, the plots are the PNG files beside
-it, and the viewer's data (the sampled trajectories of `agent_rl.trajectories`, at most ``max_steps``
+it, and the viewer's data (the sampled trajectories of `agent_rl.training.trajectories`, at most ``max_steps``
 steps per run, evenly spread, first and last included) is embedded as JSON. The viewer: pick a run, a
 step and a trajectory; each turn shows the observation, the response with every token's background
 coloured by its entropy (white: 0 nats, red: the page's 99th percentile and above; hover for the value),
@@ -14,7 +14,7 @@ import html
 import json
 from typing import Any
 
-from agent_rl.console import train_success, validation_success
+from agent_rl.cli.console import train_success, validation_success
 from agent_rl.report.plots import PLOTS
 from agent_rl.report.runs import Run
 

@@ -15,7 +15,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from agent_rl.console import validation_success
+from agent_rl.cli.console import validation_success
 from agent_rl.report.runs import Run
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")

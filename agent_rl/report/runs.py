@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_rl import trajectories
+from agent_rl.training import trajectories
 
 METRICS = "metrics.jsonl"
-_EARLIER = re.compile(r"metrics\.(\d+)\.jsonl")  # an earlier launch of a resumed run (agent_rl.train)
+_EARLIER = re.compile(r"metrics\.(\d+)\.jsonl")  # an earlier launch of a resumed run (agent_rl.cli.train)
 
 
 class NotARun(ValueError):
@@ -23,7 +23,7 @@ class Run:
     path: Path
     label: str
     steps: dict[int, dict[str, Any]]  # step -> that step's metrics (training steps only)
-    samples: list[dict[str, Any]] = field(default_factory=list)  # agent_rl.trajectories step samples
+    samples: list[dict[str, Any]] = field(default_factory=list)  # agent_rl.training.trajectories step samples
 
     def series(self, key: str) -> tuple[list[int], list[float]]:
         """The steps that logged ``key`` and its values."""

@@ -30,7 +30,7 @@ def assert_finite(run, required=()):
 def assert_parameters_changed(run, step=2):
     from safetensors.torch import load_file
 
-    from agent_rl.tiny_model import build_tiny_model
+    from agent_rl.models.tiny_model import build_tiny_model
 
     before = load_file(build_tiny_model() / "model.safetensors")
     after = load_file(

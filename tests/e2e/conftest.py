@@ -72,10 +72,11 @@ def run_agent_rl(
     *overrides: str,
     ray_address: str | None = None,
     timeout: int = 1200,
-    module: str = "agent_rl.train",
+    module: str = "agent_rl.cli.train",
     cwd: Path | None = None,
 ) -> dict:
-    """Run `agent-rl` (or another entry point of ours, e.g. ``agent_rl.evaluate``) into ``out``; return its
+    """Run `agent-rl` (or another entry point of ours, e.g. ``agent_rl.cli.evaluate``) into ``out``; return
+    its
     stdout, stderr and the per-step metrics it logged. With ``cwd``, the run folder is agent-rl's own
     (``outputs/<run_name>`` under ``cwd``), and ``out`` says where that is."""
     env = dict(os.environ)
@@ -97,7 +98,7 @@ def run_agent_rl_multirun(
     env = dict(os.environ)
     env.pop("WANDB_API_KEY", None)
     env.pop("WANDB_MODE", None)
-    cmd = [sys.executable, "-m", "agent_rl.train", "-m", f"hydra.sweep.dir={sweep}", *overrides]
+    cmd = [sys.executable, "-m", "agent_rl.cli.train", "-m", f"hydra.sweep.dir={sweep}", *overrides]
     if ray_address:
         cmd.append(f"++ray_kwargs.ray_init.address={ray_address}")
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)

@@ -26,7 +26,7 @@ def test_a_multirun_sweep_trains_both_choices_and_makes_a_table(tmp_path, ray_ad
     protocol: 3 tasks drawn for the evaluation) and log to W&B offline, named, tagged and grouped by their
     choices; EMPG and AEM move GRPO's advantages; the table builder reads the offline W&B runs and reports
     the validation success each one logged, and the protocol it used."""
-    from agent_rl.table import build_table, compute_rows, read_offline_runs
+    from agent_rl.report.table import build_table, compute_rows, read_offline_runs
 
     jobs = run_agent_rl_multirun(
         tmp_path / "sweep",

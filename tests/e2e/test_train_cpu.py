@@ -153,7 +153,7 @@ def test_agent_rl_report_plots_the_default_run_and_its_viewer_renders_in_chromiu
     import subprocess
     import sys
 
-    from agent_rl import trajectories
+    from agent_rl.training import trajectories
     from tests.unit.test_report import rendered_dom, screenshot, token_spans
 
     out, report = default_run["out"], tmp_path / "report"
@@ -224,7 +224,7 @@ def test_eval_validates_the_checkpoint_per_task_type_without_training(default_ru
     import json
     from collections import Counter
 
-    from agent_rl.data import alfworld_specs
+    from agent_rl.training.data import alfworld_specs
 
     checkpoints = default_run["out"] / "checkpoints"
     checkpoint = checkpoints / "global_step_2"
@@ -234,7 +234,7 @@ def test_eval_validates_the_checkpoint_per_task_type_without_training(default_ru
         f"checkpoint={checkpoint}",
         "logger=console",
         ray_address=ray_address,
-        module="agent_rl.evaluate",
+        module="agent_rl.cli.evaluate",
     )
     # the checkpoint's weights: without the load, verl would start from the base model and log step 0
     assert f"Resuming from {checkpoint}, setting global step to 2" in run["stdout"] + run["stderr"]

@@ -18,11 +18,11 @@ from transformers import AutoTokenizer
 from verl.experimental.agent_loop.agent_loop import DictConfigWrap
 from verl.workers.rollout.replica import TokenOutput
 
-from agent_rl import train
-from agent_rl.data import env_rows
+from agent_rl.cli import train
 from agent_rl.envs.alfworld import SHIPPED_GAMES
+from agent_rl.models.tiny_model import build_tiny_model
 from agent_rl.rollout.agent_loop import EnvAgentLoop
-from agent_rl.tiny_model import build_tiny_model
+from agent_rl.training.data import env_rows
 
 pytestmark = pytest.mark.env
 

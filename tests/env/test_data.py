@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from agent_rl.data import AGENT_NAME, build_tables, env_rows, split_rows
+from agent_rl.training.data import AGENT_NAME, build_tables, env_rows, split_rows
 
 pytestmark = pytest.mark.env
 

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from agent_rl.data import env_rows
 from agent_rl.envs import frozenlake
 from agent_rl.envs.frozenlake import FrozenLakeEnv
 from agent_rl.envs.registry import make_env
 from agent_rl.rollout.parsing import parse_action
 from agent_rl.rollout.prompts import build_prompt
+from agent_rl.training.data import env_rows
 
 pytestmark = pytest.mark.env
 HAND = {"desc": ["SFF", "FHF", "FFG"]}
@@ -139,7 +139,7 @@ def test_the_laptop_recipe_composes_for_every_method(algo):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from agent_rl import train
+    from agent_rl.cli import train
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(train.CONF_DIR), version_base=None):

@@ -230,7 +230,7 @@ def test_the_trainer_starts_the_pools_actors_ahead_and_checks_their_task_counts(
     from omegaconf import OmegaConf
 
     from agent_rl.envs.pool import TaskCountMismatch
-    from agent_rl.trainer import start_env_actors
+    from agent_rl.training.trainer import start_env_actors
 
     def config(train_tasks):
         return OmegaConf.create(

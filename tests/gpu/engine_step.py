@@ -24,7 +24,8 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from agent_rl import plan, train
+from agent_rl.cli import train
+from agent_rl.training import plan
 
 
 def shape_of(model: str) -> plan.Shape:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agent_rl.advantage import grpo_advantages
+from agent_rl.algos.grpo import grpo_advantages
 from agent_rl.methods import aem, empg, epo, spear
 
 pytestmark = pytest.mark.gpu

@@ -6,7 +6,7 @@ import pytest
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from agent_rl import train
+from agent_rl.cli import train
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ from collections import defaultdict
 import pytest
 import torch
 
-from agent_rl.advantage import GROUP_STATS, StepRows, groups_without_signal, grpo_advantages
+from agent_rl.algos.grpo import GROUP_STATS, groups_without_signal, grpo_advantages
+from agent_rl.rows.step_rows import StepRows
 
 
 def verl_agent_loop(rows, cross_steps: bool, norm_by_std=True, eps=1e-6):

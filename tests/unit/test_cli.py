@@ -19,7 +19,7 @@ def agent_rl(tmp_path: Path, *args: str, timeout: int = 180) -> subprocess.Compl
     cmd = [
         sys.executable,
         "-m",
-        "agent_rl.train",
+        "agent_rl.cli.train",
         *args,
         f"hydra.run.dir={tmp_path}/run",
         f"hydra.sweep.dir={tmp_path}/sweep",

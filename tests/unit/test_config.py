@@ -8,7 +8,7 @@ import pytest
 from hydra import compose
 from omegaconf import OmegaConf
 
-from agent_rl import train
+from agent_rl.cli import train
 
 GROUPS = {g: train.group_options(g) for g in train.GROUPS}
 

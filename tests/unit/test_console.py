@@ -1,4 +1,4 @@
-"""The quiet console (agent_rl.console): the step line, the summary, and where output goes, on real file
+"""The quiet console (agent_rl.cli.console): the step line, the summary, and where output goes, on real file
 descriptors in a child process (Python prints, C-level writes, a child process, a traceback)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_rl import console
+from agent_rl.cli import console
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"
@@ -97,7 +97,7 @@ CHILD = textwrap.dedent(
     """
     import json, os, subprocess, sys, time
     from pathlib import Path
-    from agent_rl import console
+    from agent_rl.cli import console
 
     out, verbose, fail = Path(sys.argv[1]), sys.argv[2] == "1", sys.argv[3] == "1"
     step1, step2 = json.loads(sys.argv[4]), json.loads(sys.argv[5])
@@ -195,7 +195,7 @@ def one_rollout_refusal(algo: str) -> str:
 def test_every_group_algorithm_refuses_one_rollout_per_task(hydra_ctx, algo):
     from hydra import compose
 
-    from agent_rl import train
+    from agent_rl.cli import train
 
     with pytest.raises(train.ConfigError) as refused:
         train.check_method(compose("config", overrides=[f"algo={algo}", "actor_rollout_ref.rollout.n=1"]))
@@ -212,7 +212,7 @@ def test_one_rollout_per_task_with_grpo_fails_in_one_sentence_before_ray(tmp_pat
     cmd = [
         sys.executable,
         "-m",
-        "agent_rl.train",
+        "agent_rl.cli.train",
         "actor_rollout_ref.rollout.n=1",
         f"hydra.run.dir={tmp_path}/run",
     ]

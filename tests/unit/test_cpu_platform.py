@@ -9,7 +9,7 @@ import sys
 
 PROBE = r"""
 import json, torch
-import verl  # loads agent_rl.verl_plugin through the verl.plugins entry point
+import verl  # loads agent_rl.training.verl_plugin through the verl.plugins entry point
 from verl.utils.device import (get_device_name, get_torch_device, get_nccl_backend, get_resource_name,
                                get_device_id)
 from verl.utils import distributed
@@ -22,7 +22,7 @@ def attempt(fn):
 captured = {}
 def fake_init(timeout_second=None, backend=None):
     captured["backend"] = backend
-from agent_rl.platform.cpu import _gloo_process_group
+from agent_rl.training.platform.cpu import _gloo_process_group
 _gloo_process_group(fake_init)()
 print(json.dumps({
     "device": get_device_name(), "module_is_torch_cpu": get_torch_device() is torch.cpu,
@@ -74,7 +74,7 @@ def test_vllm_gemm_keeps_the_live_weight():
     """After verl writes new weights into a vLLM Linear layer, generation must use them."""
     import torch
 
-    from agent_rl.platform.cpu import _keep_weight_cpu_gemm
+    from agent_rl.training.platform.cpu import _keep_weight_cpu_gemm
 
     layer = torch.nn.Linear(4, 3, bias=False)
     _keep_weight_cpu_gemm(layer, remove_weight=True)

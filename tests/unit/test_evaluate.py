@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from agent_rl import evaluate
-from agent_rl.train import ConfigError
+from agent_rl.cli import evaluate
+from agent_rl.cli.train import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 def agent_rl_eval(tmp_path: Path, *args: str, timeout: int = 180) -> subprocess.CompletedProcess:
     env = {**os.environ, "RAY_TMPDIR": str(tmp_path / "ray")}
     (tmp_path / "ray").mkdir(exist_ok=True)
-    cmd = [sys.executable, "-m", "agent_rl.evaluate", *args, f"hydra.run.dir={tmp_path}/run"]
+    cmd = [sys.executable, "-m", "agent_rl.cli.evaluate", *args, f"hydra.run.dir={tmp_path}/run"]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -52,7 +52,13 @@ def test_eval_of_a_missing_folder_fails_before_ray(tmp_path):
 
 def test_agent_rl_refuses_the_eval_only_checkpoint_key(tmp_path):
     env = {**os.environ, "RAY_TMPDIR": str(tmp_path / "ray")}
-    cmd = [sys.executable, "-m", "agent_rl.train", f"checkpoint={tmp_path}", f"hydra.run.dir={tmp_path}/run"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "agent_rl.cli.train",
+        f"checkpoint={tmp_path}",
+        f"hydra.run.dir={tmp_path}/run",
+    ]
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert out.returncode == 2
     assert "checkpoint=... is agent-rl-eval's; to resume training" in out.stderr

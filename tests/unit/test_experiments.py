@@ -16,7 +16,7 @@ import yaml
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
-from agent_rl import train
+from agent_rl.cli import train
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = train.CONF_DIR / "experiment"

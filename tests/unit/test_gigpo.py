@@ -1,4 +1,4 @@
-"""GiGPO's advantage (agent_rl/gigpo.py) against a plain-loop reading of verl-agent's formula.
+"""GiGPO's advantage (agent_rl/algos/gigpo.py) against a plain-loop reading of verl-agent's formula.
 
 The reference below walks the rows one by one the way verl-agent's ``gigpo/core_gigpo.py`` does (dicts of
 lists keyed by group, returns accumulated backwards over each trajectory's steps, the invalid-action
@@ -14,8 +14,8 @@ from collections import defaultdict
 import pytest
 import torch
 
-from agent_rl.advantage import StepRows
-from agent_rl.gigpo import anchor_groups, gigpo_advantages, step_advantages, step_returns
+from agent_rl.algos.gigpo import anchor_groups, gigpo_advantages, step_advantages, step_returns
+from agent_rl.rows.step_rows import StepRows
 
 
 def plain_gigpo(steps, gamma, w, mode, eps=1e-6):

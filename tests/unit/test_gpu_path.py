@@ -12,7 +12,7 @@ import torch
 from hydra import compose
 from omegaconf import OmegaConf, open_dict
 
-from agent_rl import train
+from agent_rl.cli import train
 
 GPU_CLUSTERS = ("1gpu", "8gpu", "multinode")
 
@@ -195,7 +195,7 @@ def test_the_cpu_platform_switches_off_again(monkeypatch):
     from verl.plugin.platform import platform_manager
     from verl.utils import distributed
 
-    import agent_rl.platform.cpu as cpu
+    import agent_rl.training.platform.cpu as cpu
 
     monkeypatch.delenv("VERL_ENGINE_DEVICE", raising=False)  # activate() sets it; restored after the test
     before = torch.Tensor.pin_memory
@@ -265,13 +265,14 @@ def test_relaunching_a_finished_run_says_so_and_starts_nothing(hydra_ctx, tmp_pa
 
 # ---- verl on the GPU path, run on the CPU ----------------------------------------------------------------
 def test_the_critic_loads_with_the_configured_attention():
-    """verl's load_valuehead_model hard-codes flash_attention_2; agent_rl.verl_plugin makes it take the
+    """verl's load_valuehead_model hard-codes flash_attention_2; agent_rl.training.verl_plugin makes it take
+    the
     config's choice, so PPO's critic loads without flash-attn (here: the tiny model with SDPA)."""
     from transformers import AutoConfig
     from verl.utils.model import load_valuehead_model
 
-    import agent_rl.verl_plugin  # noqa: F401 - loaded by verl's entry point too
-    from agent_rl.tiny_model import build_tiny_model
+    import agent_rl.training.verl_plugin  # noqa: F401 - loaded by verl's entry point too
+    from agent_rl.models.tiny_model import build_tiny_model
 
     path = str(build_tiny_model())
     config = AutoConfig.from_pretrained(path, attn_implementation="sdpa")

@@ -1,4 +1,4 @@
-"""agent_rl.table / scripts/make_table.py on real offline W&B runs (``wandb.init(mode="offline")``).
+"""agent_rl.report.table / scripts/make_table.py on real offline W&B runs (``wandb.init(mode="offline")``).
 
 Fake seeds: every run logs a training row per step (``env/success_rate`` 0.9, never used) and, at its
 evaluation steps, the env-wide validation keys the trainer logs (``val-aux/<env>/all/won/mean@1``, ...).
@@ -29,7 +29,7 @@ import yaml
 
 wandb = pytest.importorskip("wandb")
 
-from agent_rl.table import (  # noqa: E402
+from agent_rl.report.table import (  # noqa: E402
     Run,
     build_table,
     compute_rows,

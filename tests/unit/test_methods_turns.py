@@ -1,4 +1,4 @@
-"""Tests for agent_rl.methods.turns: per-step row helpers."""
+"""Tests for agent_rl.rows.turns: per-step row helpers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from agent_rl.methods import turns
+from agent_rl.rows import turns
 
 
 def make_rows(seed: int, n_groups: int, traj_per_group: int, max_turns: int, t: int) -> dict:

@@ -1,4 +1,5 @@
-"""The memory planner (agent_rl.plan): parameter counts against the published models, the papers' setups on
+"""The memory planner (agent_rl.training.plan): parameter counts against the published models, the papers'
+setups on
 8 x 80 GiB, 7B on one GPU refused with the knob that fixes it, and each kind of refusal in one sentence.
 
 The expected GiB below are the planner's own sums, written out so that a change to a formula shows up
@@ -11,9 +12,10 @@ from pathlib import Path
 import pytest
 from hydra import compose
 
-from agent_rl import plan, train
+from agent_rl.cli import train
 from agent_rl.envs.pool import auto_pool_size
-from agent_rl.tiny_model import TinyModelSpec, build_tiny_model
+from agent_rl.models.tiny_model import TinyModelSpec, build_tiny_model
+from agent_rl.training import plan
 
 EXPERIMENTS = sorted(
     str(p.relative_to(train.CONF_DIR / "experiment").with_suffix(""))

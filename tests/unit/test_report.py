@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from agent_rl import trajectories
 from agent_rl.report import write_report
 from agent_rl.report.runs import NotARun, load_runs
 from agent_rl.rollout.parsing import parse_action
 from agent_rl.rollout.prompts import build_prompt
+from agent_rl.training import trajectories
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "chromium-headless-shell"
@@ -84,7 +84,7 @@ def token_spans(html: str) -> list[dict]:
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from agent_rl.tiny_model import build_tiny_model
+    from agent_rl.models.tiny_model import build_tiny_model
 
     return AutoTokenizer.from_pretrained(build_tiny_model())
 

@@ -1,10 +1,10 @@
-"""Episode metrics and environment-wide validation metrics (pure parts of agent_rl.trainer)."""
+"""Episode metrics and environment-wide validation metrics (pure parts of agent_rl.training.trainer)."""
 
 from __future__ import annotations
 
 import pytest
 
-from agent_rl.trainer import episode_metrics, overall_validation_metrics
+from agent_rl.training.trainer import episode_metrics, overall_validation_metrics
 
 
 def row(traj, turn, won, length, task_type, valid_ratio=1.0):
@@ -53,7 +53,7 @@ def test_overall_validation_is_weighted_by_tasks_per_type():
 
 
 def test_epo_validation_draws_fresh_tasks_per_evaluation_reproducibly():
-    from agent_rl.trainer import validation_draw
+    from agent_rl.training.trainer import validation_draw
 
     draws = {step: validation_draw(128, 16, seed=0, step=step) for step in (0, 5, 10)}
     assert all(len(d) == 16 == len(set(d)) and all(0 <= i < 128 for i in d) for d in draws.values())
@@ -73,7 +73,7 @@ def test_epo_validation_draws_fresh_tasks_per_evaluation_reproducibly():
 def test_bad_validation_protocol_is_refused_with_the_valid_values(hydra_ctx, overrides, message):
     from hydra import compose
 
-    from agent_rl import train
+    from agent_rl.cli import train
 
     with pytest.raises(train.ConfigError, match=message):
         train.check_validation(compose("config", overrides=overrides))
@@ -81,7 +81,7 @@ def test_bad_validation_protocol_is_refused_with_the_valid_values(hydra_ctx, ove
 
 
 def test_start_up_is_counted_from_the_launch_to_the_first_generation_and_the_first_step_end(monkeypatch):
-    from agent_rl.trainer import first_generation, startup_metrics
+    from agent_rl.training.trainer import first_generation, startup_metrics
 
     rows = [{"generated_at": 1012.5}, {"generated_at": 1010.25}, {"trajectory_id": "a"}]  # one without
     assert first_generation(rows) == 1010.25

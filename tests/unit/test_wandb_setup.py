@@ -5,7 +5,7 @@ from __future__ import annotations
 from hydra import compose
 from omegaconf import open_dict
 
-from agent_rl import train
+from agent_rl.cli import train
 
 
 def test_tags_and_group_come_from_the_choices(hydra_ctx):

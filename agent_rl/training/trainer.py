@@ -9,8 +9,8 @@ step runs:
    manager and ``apply_invalid_action_penalty`` produce), so critic-based estimators (``gae``) and verl's
    score metrics see the penalty;
 2. after verl's step, the base algorithm's advantages: GRPO over the step rows with the group statistics
-   of ``algo.group_stats`` (`agent_rl.advantage.grpo_advantages`: verl-agent's by default), or GiGPO's
-   episode plus step advantage (``algo=gigpo``, `agent_rl.gigpo`), or verl's own (GAE);
+   of ``algo.group_stats`` (`agent_rl.algos.grpo.grpo_advantages`: verl-agent's by default), or GiGPO's
+   episode plus step advantage (``algo=gigpo``, `agent_rl.algos.gigpo`), or verl's own (GAE);
 3. episode metrics are added: success rate overall and per task type, episode length, valid-action
    ratio, failed environments.
 
@@ -44,13 +44,13 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from verl.trainer.ppo.v1 import PPOTrainerSync
 from verl.workers.utils.padding import response_to_nested
 
-from agent_rl import trajectories
-from agent_rl.advantage import StepRows, grpo_advantages
-from agent_rl.gigpo import gigpo_advantages
+from agent_rl.algos.gigpo import gigpo_advantages
+from agent_rl.algos.grpo import GRPO_BASED_ESTIMATORS, grpo_advantages
+from agent_rl.algos.sampling import BoundedDapoBuffer
 from agent_rl.methods.api import Method, StepBatch, build_methods, implements, stats
-from agent_rl.methods.turns import per_turn_token_mean
-from agent_rl.sampling import BoundedDapoBuffer
-from agent_rl.verl_plugin import GRPO_BASED_ESTIMATORS
+from agent_rl.rows.step_rows import StepRows
+from agent_rl.rows.turns import per_turn_token_mean
+from agent_rl.training import trajectories
 
 logger = logging.getLogger(__name__)
 
@@ -338,7 +338,8 @@ class AgentTrainer(PPOTrainerSync):
         return got["advantages"].to_padded_tensor(0.0)
 
     def _gigpo_advantages(self, step: StepBatch, gigpo) -> torch.Tensor:
-        """GiGPO's joint advantage ``(rows,)`` on the anchors the agent loop recorded (`agent_rl.gigpo`)."""
+        """GiGPO's joint advantage ``(rows,)`` on the anchors the agent loop recorded
+        (`agent_rl.algos.gigpo`)."""
         # verl's padding rows carry row 0's fields: no reward, and an anchor group of their own
         padding = [not r for r in step.real.tolist()]
         rewards = [
@@ -575,7 +576,7 @@ class AgentTrainer(PPOTrainerSync):
     def _save_trajectories(self, batch, metrics: dict, step: int) -> None:
         """The mean trajectory return (``env/return/mean``), the entropy by turn where the advantage step
         computed none (for the run page's heatmap), and, in the run folder, the step's sample of trajectories
-        with their tokens and token entropies (`agent_rl.trajectories`, for the run page's
+        with their tokens and token entropies (`agent_rl.training.trajectories`, for the run page's
         trajectory viewer): the ``logger.samples_per_step`` trajectories W&B's table shows."""
         bypass = bool((self.config.algorithm.get("rollout_correction") or {}).get("bypass_mode", False))
         fields = ["extra_fields", "prompts", "responses"] + ([] if bypass else ["entropy", "response_mask"])

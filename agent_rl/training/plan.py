@@ -418,7 +418,7 @@ def suggestion(s: Setup, kind: str = "gpu") -> str:
 
 
 def refusal(plan: Plan) -> str | None:
-    """One sentence for `agent_rl.train.ConfigError`: what does not fit, by how much, and the knob."""
+    """One sentence for `agent_rl.cli.train.ConfigError`: what does not fit, by how much, and the knob."""
     problem = plan.problem()
     if problem is None:
         return None

@@ -2,8 +2,8 @@
 
 verl 0.9.1 has no CPU platform: with no accelerator it falls back to 'nvidia' and fails in the first
 CUDA call. This module registers one (``PlatformCPU``) with verl's platform registry and activates it
-through verl's own switch, ``VERL_PLATFORM=cpu``. ``agent_rl.train`` sets that variable (for the driver
-and every Ray worker) on ``cluster=cpu`` only; ``agent_rl.verl_plugin`` imports this module in every
+through verl's own switch, ``VERL_PLATFORM=cpu``. ``agent_rl.cli.train`` sets that variable (for the driver
+and every Ray worker) on ``cluster=cpu`` only; ``agent_rl.training.verl_plugin`` imports this module in every
 process that imports verl (verl's ``verl.plugins`` entry point), so each process sees the same platform.
 
 Each workaround below names the verl or vLLM behaviour it answers; checked with verl 0.9.1 and
@@ -193,7 +193,7 @@ _PIN_MEMORY = torch.Tensor.pin_memory
 
 def activate() -> None:
     """Apply the CPU workarounds in this process (idempotent). Runs when this module is imported with
-    VERL_PLATFORM=cpu, which agent_rl.verl_plugin does at ``import verl``."""
+    VERL_PLATFORM=cpu, which agent_rl.training.verl_plugin does at ``import verl``."""
     # verl registers its FSDP engines for devices 'cuda' and 'npu' only
     # (verl/workers/engine/fsdp/transformer_impl.py). The classes are device-agnostic and read the device
     # from the platform; verl's own override VERL_ENGINE_DEVICE selects them by their 'cuda' key.
@@ -218,7 +218,7 @@ def activate() -> None:
 
 
 def deactivate() -> None:
-    """Undo `activate` in this process: the next job of a multirun (agent_rl.train.reset_environment) may
+    """Undo `activate` in this process: the next job of a multirun (agent_rl.cli.train.reset_environment) may
     run on a GPU cluster. Clears verl's cached platform if it is this one, so that verl detects anew."""
     torch.Tensor.pin_memory = _PIN_MEMORY
     from verl.plugin.platform import platform_manager

@@ -6,7 +6,7 @@ rows of the batch are read back from TransferQueue whole (every field the actor'
 masks, positions, the collection-time ``old_log_probs``, ...) and held on the driver; when the buffer is
 full, the sampled rows are written back under fresh keys with their recalibrated advantages, trained in a
 separate update (``spear_replay`` in the batch's ``extra_info`` selects the replay loss of
-:func:`agent_rl.losses.spear_actor_loss`), and cleared.
+:func:`agent_rl.methods.losses.spear_actor_loss`), and cleared.
 
 Each stored row gets an integer slot, the buffer's only payload; ``state_dict`` holds the buffer and the
 rows, so a resumed run replays exactly what the stopped one would have.

@@ -24,10 +24,11 @@ class PluginLoadError(BaseException):
 
 def _load() -> None:
     # The CPU platform registers and activates itself on import. The switch is read here, not from the
-    # module: `import agent_rl.platform.cpu` imports verl, which imports this plugin while that module is
+    # module: `import agent_rl.training.platform.cpu` imports verl, which imports this plugin while that
+    # module is
     # still half-initialised.
     if os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu":
-        importlib.import_module("agent_rl.platform.cpu")
+        importlib.import_module("agent_rl.training.platform.cpu")
     _value_model_attention()
 
 
@@ -73,20 +74,16 @@ except Exception as exc:  # noqa: BLE001 - re-raised as a BaseException, see mod
     raise PluginLoadError(f"agent_rl verl plugin failed to load: {exc!r}") from exc
 
 
-# Estimator names agent_rl registers for its methods: each computes GRPO's advantage, which the trainer then
-# replaces by GRPO over the step rows (the trainer treats them as "grpo").
-GRPO_BASED_ESTIMATORS = ("empg", "aem")
-
-
 def register_estimators() -> None:
     """Register ``empg`` and ``aem`` as verl advantage-estimator names.
 
     verl's estimator call passes rewards, masks and group ids, never the entropy nor the turn ids that
     EMPG and AEM need (verl 0.9.1 ``compute_advantage``), so a registered function can only compute the
-    base: GRPO's outcome advantage. `agent_rl.trainer.AgentTrainer` then replaces it with trajectory-level
+    base: GRPO's outcome advantage. `agent_rl.training.trainer.AgentTrainer` then replaces it with
+    trajectory-level
     GRPO and applies the method's transform. The names exist so that ``algorithm.adv_estimator=empg`` with
     ``method=empg`` is accepted and a conflicting pair (``adv_estimator=empg method=aem``) is refused by
-    `agent_rl.train.check_method` rather than failing inside verl. (A method itself needs no estimator
+    `agent_rl.cli.train.check_method` rather than failing inside verl. (A method itself needs no estimator
     name: `agent_rl.methods.api`.)
     """
     from verl.trainer.ppo import core_algos
@@ -100,15 +97,18 @@ def register_estimators() -> None:
             norm_adv_by_std_in_grpo=norm,
         )
 
+    from agent_rl.algos.grpo import GRPO_BASED_ESTIMATORS
+
     for name in GRPO_BASED_ESTIMATORS:
         if name not in core_algos.ADV_ESTIMATOR_REGISTRY:
             core_algos.register_adv_est(name)(grpo_base)
 
 
 def install_trainer() -> None:
-    """Make verl's "sync" trainer mode build `agent_rl.trainer.AgentTrainer` in this process.
+    """Make verl's "sync" trainer mode build `agent_rl.training.trainer.AgentTrainer` in this process.
 
-    Called by `agent_rl.runner.TaskRunner` inside the TaskRunner actor, where verl looks the trainer up
+    Called by `agent_rl.training.runner.TaskRunner` inside the TaskRunner actor, where verl looks the trainer
+    up
     (``get_trainer_cls(trainer.v1.trainer_mode)``). The name stays "sync" on purpose: verl 0.9.1 compares
     ``trainer_mode == "sync"`` in several places (replay buffer, dataloader, checkpoints), so a new name
     would silently switch those to async behaviour. ``register_trainer`` refuses to re-register a name,
@@ -116,7 +116,7 @@ def install_trainer() -> None:
     """
     from verl.trainer.ppo.v1 import trainer_base
 
-    from agent_rl.trainer import AgentTrainer
+    from agent_rl.training.trainer import AgentTrainer
 
     trainer_base.TRAINER_REGISTRY["sync"] = AgentTrainer
     register_estimators()

@@ -1,6 +1,6 @@
 """A bounded sample of each training step's trajectories, saved in the run folder for the viewer.
 
-Each step writes ``<run>/trajectories/step_<N>.json`` (`agent_rl.trainer`, after verl's metrics):
+Each step writes ``<run>/trajectories/step_<N>.json`` (`agent_rl.training.trainer`, after verl's metrics):
 ``logger.samples_per_step`` trajectories (the ones W&B's ``samples/trajectories`` table shows), the first
 member of each rollout group first, so that a sample spans several tasks. One file per step::
 

@@ -7,7 +7,7 @@ A rollout group :math:`g` holds the ``rollout.n`` trajectories of one task; step
 observation before the prompt is built), scored with the environment reward :math:`r_{i,t}` (sparse:
 ``success_reward`` on the winning step, else 0) and the invalid-action penalty :math:`p` on an invalid step.
 
-Episode advantage (Eq. 3; in verl-agent's code it is the GRPO of ``agent_rl.advantage`` over step rows):
+Episode advantage (Eq. 3; in verl-agent's code it is the GRPO of ``agent_rl.algos.grpo`` over step rows):
 
 .. math::  A^E_{i,t} = \frac{s_{i,t} - \operatorname{mean}(E_g)}{F_{\text{norm}}(E_g)}
 
@@ -30,7 +30,7 @@ with :math:`F_{\text{norm}} = \operatorname{std} + \epsilon` under ``mean_std_no
 Deviations (from verl-agent's ``gigpo/core_gigpo.py``, the code behind the paper's numbers):
 
 1. A step group of one step gets mean = its own return, std 1 (so :math:`A^S = 0`), as verl-agent; an episode
-   group of one entry gets mean 0 and std 1 (``agent_rl.advantage``), as verl-agent.
+   group of one entry gets mean 0 and std 1 (``agent_rl.algos.grpo``), as verl-agent.
 2. Discounting follows each row's ``turn``; verl-agent follows the rows' batch order inside a trajectory,
    which is the turn order as its rollout gathers them.
 3. Step-group ids are compact integers, not uuid4 strings (the grouping is the same); the similarity
@@ -45,7 +45,8 @@ from difflib import SequenceMatcher
 
 import torch
 
-from agent_rl.advantage import StepRows, group_mean_std, grpo_advantages
+from agent_rl.algos.grpo import group_mean_std, grpo_advantages
+from agent_rl.rows.step_rows import StepRows
 
 GIGPO_MODES = ("mean_norm", "mean_std_norm")
 
@@ -170,7 +171,7 @@ def gigpo_advantages(
         env_reward: ``(rows,)`` each step's environment reward.
         anchors: ``rows`` anchor observations (``None``: a step group of its own).
         mode: ``mean_std_norm`` (verl-agent's ALFWorld/WebShop scripts) or ``mean_norm`` (no std).
-        group_stats: the episode advantage's GRPO statistics (``agent_rl.advantage.GROUP_STATS``).
+        group_stats: the episode advantage's GRPO statistics (``agent_rl.algos.grpo.GROUP_STATS``).
     Returns:
         ``(joint, episode, step)`` advantages, each ``(rows,)`` float32.
     """

@@ -24,9 +24,9 @@ import hydra
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from agent_rl import console
+from agent_rl.cli import console
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 GROUPS = ("env", "algo", "method", "model", "logger", "cluster")
 # The environment as the user launched us: per-run variables are derived from it afresh for each job of a
 # multirun, never from what an earlier job of the same process set.
@@ -70,10 +70,11 @@ WANDB_VARIABLES = (
     "WANDB_JOB_TYPE",
 )
 # When this job was launched (seconds since the epoch), for the start-up times the trainer logs at its first
-# step (agent_rl.trainer.startup_metrics): the process's own start for the first job of a process, the
+# step (agent_rl.training.trainer.startup_metrics): the process's own start for the first job of a process,
+# the
 # job's start for a multirun's later jobs.
 LAUNCH_VARIABLE = "AGENT_RL_LAUNCH_TIME"
-# The variables a job sets for itself (prepare, _setup_wandb, agent_rl.platform.cpu.activate).
+# The variables a job sets for itself (prepare, _setup_wandb, agent_rl.training.platform.cpu.activate).
 JOB_VARIABLES = (
     "VERL_PLATFORM",
     "VERL_ENGINE_DEVICE",
@@ -102,14 +103,14 @@ def reset_environment() -> None:
     """Start a job with the variables a job sets as the process was launched: a multirun's earlier job
     (``cluster=cpu`` sets VERL_PLATFORM=cpu, W&B's run id, ...) must not leak into the next one, nor into
     the Ray workers it starts, which inherit this process's environment. verl's CPU platform, if an earlier
-    job loaded it, is switched off too (agent_rl.platform.cpu.deactivate)."""
+    job loaded it, is switched off too (agent_rl.training.platform.cpu.deactivate)."""
     for key in JOB_VARIABLES:
         if key in _LAUNCH_ENV:
             os.environ[key] = _LAUNCH_ENV[key]
         else:
             os.environ.pop(key, None)
-    if "agent_rl.platform.cpu" in sys.modules:
-        sys.modules["agent_rl.platform.cpu"].deactivate()
+    if "agent_rl.training.platform.cpu" in sys.modules:
+        sys.modules["agent_rl.training.platform.cpu"].deactivate()
 
 
 class ConfigError(ValueError):
@@ -192,7 +193,7 @@ def check_method(cfg: DictConfig) -> None:
 
 def check_algo(cfg: DictConfig) -> None:
     """Our own keys of the algorithm: GRPO's group statistics and mini-batches in step rows."""
-    from agent_rl.advantage import GROUP_STATS
+    from agent_rl.algos.grpo import GROUP_STATS
 
     stats = cfg.algo.get("group_stats", "step_rows")
     if stats not in GROUP_STATS:
@@ -282,8 +283,9 @@ def check_tokens(cfg: DictConfig) -> None:
 
 
 def check_plan(cfg: DictConfig, pool_size: int | None = None):
-    """The memory planner (agent_rl.plan) on a GPU cluster: refuse what will not fit, in one sentence."""
-    from agent_rl import plan
+    """The memory planner (agent_rl.training.plan) on a GPU cluster: refuse what will not fit, in one
+    sentence."""
+    from agent_rl.training import plan
 
     if cfg.trainer.device == "cpu":
         return None
@@ -529,11 +531,11 @@ def _rows(files: str | list[str]) -> int:
 
 def prepare(cfg: DictConfig, out_dir: Path) -> None:
     """Fill in what is built at launch: the tiny model, the task tables, env vars for every process."""
-    from agent_rl import data
+    from agent_rl.training import data
 
     with open_dict(cfg):
         if cfg.model.build == "tiny_qwen2":
-            from agent_rl.tiny_model import TinyModelSpec, build_tiny_model
+            from agent_rl.models.tiny_model import TinyModelSpec, build_tiny_model
 
             # model.lesson picks the format lesson (the laptop recipe's "frozenlake"); the default is "agent"
             spec = TinyModelSpec(lesson=str(cfg.model.get("lesson", "agent")))
@@ -544,7 +546,7 @@ def prepare(cfg: DictConfig, out_dir: Path) -> None:
             cfg.data.val_files = val if cfg.data.val_files == "auto" else cfg.data.val_files
         agent_cfg = cfg.actor_rollout_ref.rollout.agent
         if agent_cfg.agent_loop_config_path == "auto":
-            agent_cfg.agent_loop_config_path = str(Path(__file__).parent / "rollout" / "agent_loops.yaml")
+            agent_cfg.agent_loop_config_path = str(Path(__file__).parents[1] / "rollout" / "agent_loops.yaml")
         rollout = cfg.actor_rollout_ref.rollout
         if rollout.get("max_model_len") is None:  # vLLM's context: the step prompt plus its response
             rollout.max_model_len = int(cfg.data.max_prompt_length) + int(cfg.data.max_response_length)
@@ -564,7 +566,7 @@ def prepare(cfg: DictConfig, out_dir: Path) -> None:
         if cfg.cluster.platform == "cpu":
             # verl (imported by Hydra for its config) loaded our plugin before VERL_PLATFORM was set, and an
             # earlier job of a multirun may have switched the platform off (reset_environment).
-            importlib.import_module("agent_rl.platform.cpu").activate()
+            importlib.import_module("agent_rl.training.platform.cpu").activate()
         runtime_env = cfg.ray_kwargs.ray_init.setdefault("runtime_env", {})
         existing = runtime_env.get("env_vars")
         existing = OmegaConf.to_container(existing, resolve=True) if existing is not None else {}
@@ -642,7 +644,7 @@ def run(cfg: DictConfig) -> None:
     import ray
     from verl.trainer.main_ppo import run_ppo
 
-    from agent_rl.runner import TaskRunner
+    from agent_rl.training.runner import TaskRunner
 
     try:
         run_ppo(cfg, task_runner_class=TaskRunner)
@@ -673,7 +675,7 @@ def main(cfg: DictConfig) -> None:
         print(f"agent-rl: {err}", file=sys.stderr)
         sys.exit(2)
     # From here on a run's console shows agent_rl's own lines and one line per step; everything else goes
-    # to <run>/train.log (agent_rl.console). A dry run starts nothing and prints as it goes.
+    # to <run>/train.log (agent_rl.cli.console). A dry run starts nothing and prints as it goes.
     with console.session(out_dir, verbose=bool(cfg.get("verbose", False)), redirect=not cfg.dry_run) as ui:
         try:
             prepare(cfg, out_dir)

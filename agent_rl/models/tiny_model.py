@@ -84,7 +84,7 @@ FROZENLAKE_THOUGHTS = ("Go.", "Move on.", "Avoid holes.", "To the goal.", "Try t
 
 def _corpus(lesson: str = "agent") -> list[str]:
     """Text the tokenizer is trained on: our prompt templates and environment vocabulary."""
-    from agent_rl import corpus
+    from agent_rl.models import corpus
 
     if lesson not in LESSONS:
         raise ValueError(f"unknown tiny-model lesson {lesson!r}; valid: {', '.join(LESSONS)}")
@@ -244,7 +244,8 @@ def build_tiny_model(spec: TinyModelSpec | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m agent_rl.tiny_model [--lesson frozenlake]``: build the model (or find it); its folder."""
+    """``python -m agent_rl.models.tiny_model [--lesson frozenlake]``: build the model (or find it); its
+    folder."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)

@@ -12,9 +12,9 @@ kept whatever their outcomes (under GRPO a group with one outcome has zero advan
 gradient, only tokens to the token-mean), and the step goes on. ``<prefix>/filter_groups/refill_prompts``
 and ``.../bound_reached`` report it.
 
-The filter sits on the GRPO statistics the run uses (``algo.group_stats``, `agent_rl.advantage`): for
+The filter sits on the GRPO statistics the run uses (``algo.group_stats``, `agent_rl.algos.grpo`): for
 verl's canonical metric (``filter_groups.metric: reward``) a group is dropped when every one of its GRPO
-advantages would be 0 under those statistics (`agent_rl.advantage.groups_without_signal`), e.g. under
+advantages would be 0 under those statistics (`agent_rl.algos.grpo.groups_without_signal`), e.g. under
 ``step_rows`` a group whose trajectories all lost but one wrote an invalid action keeps its signal (that
 row's score is lower). verl's own rule compares only the outcomes. Any other metric name is verl's rule on
 ``reward_extra_info[metric]``, unchanged.
@@ -32,7 +32,8 @@ import torch
 import transfer_queue as tq
 from verl.trainer.ppo.v1.replay_buffer import FILTER_GROUPS_REWARD_METRIC, ReplayBuffer
 
-from agent_rl.advantage import StepRows, groups_without_signal
+from agent_rl.algos.grpo import groups_without_signal
+from agent_rl.rows.step_rows import StepRows
 
 
 class BoundedDapoBuffer(ReplayBuffer):

@@ -30,7 +30,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from agent_rl.tiny_model import cache_root
+from agent_rl.models.tiny_model import cache_root
 
 AGENT_NAME = "agent_rl_env"
 ARITH_PROMPT = "What is {a} + {b}? Think inside <think></think> and give the answer inside <answer></answer>."

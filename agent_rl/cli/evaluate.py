@@ -26,7 +26,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from agent_rl.train import CONF_DIR, ConfigError, check, prepare, run, validate
+from agent_rl.cli.train import CONF_DIR, ConfigError, check, prepare, run, validate
 
 STEP_DIR = re.compile(r"global_step_(\d+)")
 TRACKER = "latest_checkpointed_iteration.txt"

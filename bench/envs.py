@@ -125,8 +125,8 @@ def bench_env(
     env_name: str, env_kwargs: dict, steps: int, episode_steps: int, actor_counts: list[int], repeats: int
 ) -> dict:
     """Median steps/s over ``repeats`` rounds: direct and through 1 actor (alternating), then k actors."""
+    from agent_rl.envs.api import make_env
     from agent_rl.envs.pool import EnvPool
-    from agent_rl.envs.registry import make_env
 
     async def pool_run(k: int, rounds: int, direct_env=None) -> dict:
         pool = EnvPool(env_name, size=k, env_kwargs=env_kwargs)

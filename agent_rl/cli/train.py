@@ -19,12 +19,14 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import hydra
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from agent_rl.cli import console
+from agent_rl.envs.api import env_class, env_spec
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 GROUPS = ("env", "algo", "method", "model", "logger", "cluster")
@@ -32,8 +34,8 @@ GROUPS = ("env", "algo", "method", "model", "logger", "cluster")
 # multirun, never from what an earlier job of the same process set.
 _LAUNCH_ENV = dict(os.environ)
 # Variables every Ray worker needs as the driver has them: where the environments' data and the model
-# caches are (an env actor without ALFWORLD_DATA would play the six shipped games instead), and our own.
-DATA_VARIABLES = ("ALFWORLD_DATA", "WEBSHOP_DATA", "AGENT_RL_CACHE")
+# caches are (an env actor without its data folder would map task ids onto other tasks), and our own.
+DATA_VARIABLES = ("AGENT_RL_CACHE",)  # plus the environment's own (its class's data_variables)
 DATA_PREFIXES = ("HF_", "TRANSFORMERS_")
 
 
@@ -117,18 +119,32 @@ class ConfigError(ValueError):
     """A configuration that cannot run; the message says why in one sentence."""
 
 
-def group_options(group: str) -> list[str]:
-    """The valid choices of one of our config groups (its yaml files, sub-folders as 'a/b')."""
-    root = CONF_DIR / group
-    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+def group_options(group: str, config_dirs: list[Path] | None = None) -> list[str]:
+    """The valid choices of one of our config groups (its yaml files, sub-folders as 'a/b'), in our conf/
+    and in the user's own config folders (``--config-dir``: e.g. ``env/<name>.yaml`` of their environment)."""
+    found = set()
+    for conf in (CONF_DIR, *(config_dirs or ())):
+        root = Path(conf) / group
+        found.update(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+    return sorted(found)
 
 
-def check_choices(choices: dict[str, str | None]) -> None:
+def user_config_dirs(hydra_cfg: Any) -> list[Path]:
+    """The folders besides ours that Hydra reads config groups from (``--config-dir``,
+    ``hydra.searchpath``)."""
+    dirs = []
+    for source in hydra_cfg.runtime.config_sources:
+        if source.schema == "file" and Path(source.path).resolve() != CONF_DIR:
+            dirs.append(Path(source.path))
+    return dirs
+
+
+def check_choices(choices: dict[str, str | None], config_dirs: list[Path] | None = None) -> None:
     """Hydra already rejects a choice with no file; this also rejects verl's own files that share a
     group name with ours (verl ships ``model/hf_model.yaml``), and says what is valid."""
     for group in GROUPS:
         choice = choices.get(group)
-        valid = group_options(group)
+        valid = group_options(group, config_dirs)
         if group == "method" and choice is None:  # a list, method=[empg,epo]: Hydra found each file
             continue
         if choice not in valid:
@@ -296,49 +312,43 @@ def check_plan(cfg: DictConfig, pool_size: int | None = None):
     return result
 
 
-def check_environment_data(cfg: DictConfig) -> None:
-    """What an environment needs from this machine: a data folder its variable names (an ALFWORLD_DATA
-    without the game set would silently fall back to the six shipped games), Java for ScienceWorld."""
-    import shutil
+ENV_REQUIRED = ("train_split", "val_split", "max_steps")
 
-    name = cfg.env.name
-    # importing alfworld writes its default, ~/.cache/alfworld (created empty), into ALFWORLD_DATA; that one
-    # is not a folder the user chose, and without the game set it means the shipped games, as documented
-    chosen = os.environ.get("ALFWORLD_DATA")
-    if chosen and Path(chosen).expanduser() == Path("~/.cache/alfworld").expanduser():
-        chosen = None
-    if name == "alfworld" and chosen:
-        from agent_rl.envs.alfworld import SPLITS
 
-        root = Path(chosen).expanduser() / "json_2.1.1"
-        if not any((root / split).is_dir() for split in SPLITS):
-            raise ConfigError(
-                f"ALFWORLD_DATA={chosen} holds no game set ({root}/<split> is missing); "
-                f"fetch it with `python scripts/prepare_alfworld.py` on a connected machine, or unset "
-                f"ALFWORLD_DATA to play the six shipped games."
-            )
-    if name == "webshop" and os.environ.get("WEBSHOP_DATA"):
-        from agent_rl.envs.webshop.catalog import CATALOGS, HUMAN_GOALS_FILE
+def check_environment(cfg: DictConfig) -> None:
+    """The environment's class imports (``env._target_`` for a user's own), is an environment, has the
+    keys the agent loop reads and the splits the config names; then its own check of this machine (data
+    folders, Java). A user's class without ``env.name`` lends it its ``name``."""
+    from agent_rl.envs.api import env_class, env_spec
 
-        catalog = str((cfg.env.get("env_kwargs") or {}).get("catalog", "small"))
-        folder = Path(os.environ["WEBSHOP_DATA"]).expanduser()
-        missing = [f for f in (*CATALOGS.get(catalog, ()), HUMAN_GOALS_FILE) if not (folder / f).is_file()]
-        if missing:
-            full = " --full" if catalog == "full" else ""
-            raise ConfigError(
-                f"WEBSHOP_DATA={folder} lacks {', '.join(missing)} (catalog={catalog}); fetch them with "
-                f"`python scripts/prepare_webshop.py {folder}{full}` on a connected machine, or unset "
-                f"WEBSHOP_DATA to use the shipped catalog."
-            )
-    if name == "scienceworld" and shutil.which("java") is None:
+    try:
+        cls = env_class(env_spec(cfg.env))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    with open_dict(cfg):
+        if not cfg.env.get("name"):
+            cfg.env.name = cls.name
+    if not cls.multi_turn:
+        return
+    missing = [f"env.{key}" for key in ENV_REQUIRED if cfg.env.get(key) is None]
+    if missing:
         raise ConfigError(
-            "env=scienceworld runs its simulator in a JVM, and no `java` is on PATH; install a Java runtime "
-            "(`apt-get install default-jre-headless`, which `make install` and `make install-gpu` do)."
+            f"env={cfg.env.name} lacks {', '.join(missing)}; set them in its yaml or on the command line "
+            f"(docs/envs/new_env.md)."
         )
+    valid = cls.valid_splits(dict(cfg.env.get("env_kwargs") or {}))
+    for key in ("train_split", "val_split"):
+        if cfg.env[key] not in valid:
+            raise ConfigError(
+                f"env={cfg.env.name} has no split env.{key}={cfg.env[key]!r}; valid: {', '.join(valid)}."
+            )
+    refusal = cls.check(cfg)
+    if refusal:
+        raise ConfigError(refusal)
 
 
-def check(cfg: DictConfig, choices: dict[str, str | None]) -> None:
-    check_choices(choices)
+def check(cfg: DictConfig, choices: dict[str, str | None], config_dirs: list[Path] | None = None) -> None:
+    check_choices(choices, config_dirs)
     check_algo(cfg)
     check_validation(cfg)
     check_method(cfg)
@@ -347,7 +357,7 @@ def check(cfg: DictConfig, choices: dict[str, str | None]) -> None:
     check_tokens(cfg)
     check_attention(cfg)
     check_rollout_backend(cfg)
-    check_environment_data(cfg)
+    check_environment(cfg)
 
 
 # Overrides that a relaunch of the same run may change: how long it trains, how often it validates and
@@ -430,7 +440,8 @@ def _runtime_env_vars(cfg: DictConfig) -> dict[str, str]:
     env: dict[str, str] = {}
     if cfg.cluster.platform:
         env["VERL_PLATFORM"] = str(cfg.cluster.platform)
-    for key in (*WANDB_VARIABLES, "VERL_FILE_LOGGER_PATH", "RAY_AUTH_MODE", LAUNCH_VARIABLE, *DATA_VARIABLES):
+    data = (*DATA_VARIABLES, *env_class(env_spec(cfg.env)).data_variables)
+    for key in (*WANDB_VARIABLES, "VERL_FILE_LOGGER_PATH", "RAY_AUTH_MODE", LAUNCH_VARIABLE, *data):
         if key in os.environ:
             env[key] = os.environ[key]
     env.update({k: v for k, v in os.environ.items() if k.startswith(DATA_PREFIXES)})
@@ -504,7 +515,8 @@ def _free_name(path: Path) -> Path:
 def _prepare_pools(cfg: DictConfig) -> None:
     """``env.pool_size: auto`` -> environments for every episode an agent-loop worker runs at once, and
     ``env.expected_tasks``: the task counts the env actors check themselves against (agent_rl.envs.pool)."""
-    from agent_rl.envs.pool import auto_pool_size, expected_task_counts
+    from agent_rl.envs.api import expected_task_counts
+    from agent_rl.envs.pool import auto_pool_size
 
     if cfg.env.get("pool_size", "auto") == "auto":
         rollout = cfg.actor_rollout_ref.rollout
@@ -550,7 +562,7 @@ def prepare(cfg: DictConfig, out_dir: Path) -> None:
         rollout = cfg.actor_rollout_ref.rollout
         if rollout.get("max_model_len") is None:  # vLLM's context: the step prompt plus its response
             rollout.max_model_len = int(cfg.data.max_prompt_length) + int(cfg.data.max_response_length)
-        if cfg.env.name != "arith":
+        if env_class(env_spec(cfg.env)).multi_turn:
             _prepare_pools(cfg)
         _setup_wandb(cfg, out_dir)
         cfg.logger.run_dir = str(out_dir)  # where the trainer saves its sampled trajectories
@@ -626,7 +638,7 @@ def describe(cfg: DictConfig, plan) -> list[str]:
         else "platform: detected by verl in each worker (VERL_PLATFORM unset)",
         f"attention: {attention(cfg)}; vLLM max_model_len {cfg.actor_rollout_ref.rollout.max_model_len}",
     ]
-    if cfg.env.name != "arith":
+    if env_class(env_spec(cfg.env)).multi_turn:
         workers = int(cfg.actor_rollout_ref.rollout.agent.num_workers)
         expected = dict(cfg.env.expected_tasks) if cfg.env.expected_tasks else "no (explicit specs)"
         lines.append(
@@ -667,7 +679,7 @@ def main(cfg: DictConfig) -> None:
                 "checkpoint=... is agent-rl-eval's; to resume training from a checkpoint use "
                 "trainer.resume_mode=resume_path trainer.resume_from_path=<.../global_step_N>."
             )
-        check(cfg, dict(hydra_cfg.runtime.choices))
+        check(cfg, dict(hydra_cfg.runtime.choices), user_config_dirs(hydra_cfg))
         check_run_folder(cfg, out_dir, overrides)
         if finished(cfg, out_dir):
             return

@@ -1,4 +1,4 @@
-"""ALFWorld (text, TextWorld PDDL engine) behind the `TextEnv` interface.
+"""ALFWorld (text, TextWorld PDDL engine) as an `agent_rl.envs.api.Environment`.
 
 Games are ALFWorld ``game.tw-pddl`` files played by TextWorld's ``PddlEnv`` with
 ALFWorld's own ``AlfredDemangler`` and ``AlfredInfos`` wrappers, exactly what
@@ -23,11 +23,20 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from agent_rl.envs.base import Info, TextEnv
+from agent_rl.envs.api import AnswerFormat, Environment, Info, register_env
+from agent_rl.envs.text import (
+    CHOOSE_ADMISSIBLE,
+    DEFAULT_MAX_ACTION_CHARS,
+    DEFAULT_MAX_ENTRY_CHARS,
+    THINK_ACT,
+    clip,
+    from_templates,
+)
 
 SHIPPED_GAMES = Path(__file__).parent / "alfworld_games"
 SPLITS = ("train", "valid_seen", "valid_unseen")
@@ -86,7 +95,63 @@ def task_type_of(gamefile: str | Path) -> str:
     return json.loads(traj.read_text())["task_type"]
 
 
-class ALFWorldEnv(TextEnv):
+# ------------------------------------------------------------------------------------------------- prompt
+# verl-agent's / EPO's (agent_system/environments/prompts/alfworld.py), verbatim, typos ("observaitons")
+# included. The no-history template has no task line: the first observation carries the task. Admissible
+# actions are quoted and joined by "\n ", with "help" removed.
+# --------------------------------------------------------------------------------------------- ALFWorld
+ALFWORLD_TEMPLATE_NO_HIS = (
+    "\nYou are an expert agent operating in the ALFRED Embodied Environment.\n"
+    "Your current observation is: {current_observation}\n"
+    "Your admissible actions of the current situation are: [{admissible_actions}].\n"
+    "\n"
+    "Now it's your turn to take an action.\n" + THINK_ACT + CHOOSE_ADMISSIBLE
+)
+ALFWORLD_TEMPLATE = (
+    "\nYou are an expert agent operating in the ALFRED Embodied Environment. Your task is to: "
+    "{task_description}\n"
+    "Prior to this step, you have already taken {step_count} step(s). Below are the most recent "
+    "{history_length} observaitons and the corresponding actions you took: {action_history}\n"
+    "You are now at step {current_step} and your current observation is: {current_observation}\n"
+    "Your admissible actions of the current situation are: [{admissible_actions}].\n"
+    "\n"
+    "Now it's your turn to take an action.\n" + THINK_ACT + CHOOSE_ADMISSIBLE
+)
+
+
+def format_alfworld_actions(actions: Sequence[str] | None) -> str:
+    """verl-agent: each action quoted, joined by ``"\\n "``, ``help`` removed."""
+    return "\n ".join(f"'{a}'" for a in actions or () if a != "help")
+
+
+def turn_prompt(
+    task: str,
+    step: int,
+    history: Sequence[tuple[str, str]],
+    observation: str,
+    admissible_actions: Sequence[str] | None,
+    history_length: int,
+    *,
+    max_entry_chars: int | None = DEFAULT_MAX_ENTRY_CHARS,
+    max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS,
+) -> tuple[str, str | None]:
+    """The no-history and (past the first step) the history content of one ALFWorld step."""
+    return from_templates(
+        ALFWORLD_TEMPLATE_NO_HIS,
+        ALFWORLD_TEMPLATE,
+        task,
+        step,
+        history,
+        clip(observation, max_entry_chars),
+        format_alfworld_actions(admissible_actions),
+        history_length,
+        max_entry_chars,
+        max_action_chars,
+    )
+
+
+@register_env("alfworld")
+class ALFWorldEnv(Environment):
     """One ALFWorld game at a time in the real TextWorld engine.
 
     The first observation is ALFWorld's intro (room description and "Your task is to: ...").
@@ -103,7 +168,63 @@ class ALFWorldEnv(TextEnv):
         task_types: restrict the game lists to these ALFWorld task types.
     """
 
-    name = "alfworld"
+    title = "ALFWorld"
+    splits = SPLITS
+    checks_task_counts = True  # task ids index the games found under ALFWORLD_DATA
+    answer = AnswerFormat(fallback_chars=30, lowercase=True)  # verl-agent's alfworld_projection: [-30:]
+    ram_per_env_gb = 0.3
+    data_variables = ("ALFWORLD_DATA",)
+    paper_splits = {"iid": "valid_seen", "ood": "valid_unseen"}
+
+    @classmethod
+    def tasks(cls, split: str, env_kwargs: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+        data_dir = env_kwargs.get("data_dir") or default_data_dir()
+        games = list_games(str(data_dir), split, tuple(env_kwargs.get("task_types") or TASK_TYPES))
+        return [({"split": split, "task_id": i}, task_type_of(g)) for i, g in enumerate(games)]
+
+    def task_count(self, split: str) -> int | None:
+        return len(self.games(split))
+
+    @classmethod
+    def prompt(
+        cls,
+        task,
+        step,
+        history,
+        observation,
+        admissible_actions,
+        history_length,
+        *,
+        max_entry_chars=DEFAULT_MAX_ENTRY_CHARS,
+        max_action_chars=DEFAULT_MAX_ACTION_CHARS,
+    ):
+        return turn_prompt(
+            task,
+            step,
+            history,
+            observation,
+            admissible_actions,
+            history_length,
+            max_entry_chars=max_entry_chars,
+            max_action_chars=max_action_chars,
+        )
+
+    @classmethod
+    def check(cls, config: Any) -> str | None:
+        """An ALFWORLD_DATA without the game set would silently fall back to the six shipped games."""
+        chosen = os.environ.get("ALFWORLD_DATA")
+        # importing alfworld writes its default, ~/.cache/alfworld (created empty), into ALFWORLD_DATA; that
+        # one is not a folder the user chose, and without the game set it means the shipped games
+        if not chosen or Path(chosen).expanduser() == Path("~/.cache/alfworld").expanduser():
+            return None
+        root = Path(chosen).expanduser() / "json_2.1.1"
+        if any((root / split).is_dir() for split in SPLITS):
+            return None
+        return (
+            f"ALFWORLD_DATA={chosen} holds no game set ({root}/<split> is missing); fetch it with "
+            f"`python scripts/prepare_alfworld.py` on a connected machine, or unset ALFWORLD_DATA to play "
+            f"the six shipped games."
+        )
 
     def __init__(
         self,

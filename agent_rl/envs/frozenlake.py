@@ -27,9 +27,12 @@ members of a GRPO group face the same slips for the same actions.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from typing import Any
 
-from agent_rl.envs.base import Info, TextEnv
+from agent_rl.envs.api import AnswerFormat, Environment, Info, register_env
+from agent_rl.envs.text import DEFAULT_MAX_ACTION_CHARS, DEFAULT_MAX_ENTRY_CHARS, clip, from_templates
 
 SPLITS = {"train": 10_000, "test": 1_000}  # tasks per split: map seeds 0.. and TEST_SEED_OFFSET..
 TEST_SEED_OFFSET = 1_000_000
@@ -86,7 +89,57 @@ def render(desc: Any, row: int, col: int) -> str:
     return "\n".join(lines)
 
 
-class FrozenLakeEnv(TextEnv):
+# ------------------------------------------------------------------------------------------------- prompt
+# -------------------------------------------------------------------------------------------- FrozenLake
+# Ours (no paper trains on it): the grid and the actions in a few lines. Short on purpose (~50 tokens for
+# a 3x3 map, against ~160 in ALFWorld's wording), so that the tiny model's learning check runs in minutes.
+_FROZENLAKE_TAIL = (
+    "Admissible actions: [{admissible_actions}].\n"
+    "Reason inside <think> </think>, then give one action inside <action> </action>.\n"
+)
+FROZENLAKE_TEMPLATE_NO_HIS = (
+    "FrozenLake. {task_description}\nCurrent observation:\n{current_observation}\n" + _FROZENLAKE_TAIL
+)
+FROZENLAKE_TEMPLATE = (
+    "FrozenLake. {task_description}\n"
+    "Your last {history_length} of {step_count} step(s): {action_history}\n"
+    "Step {current_step}, current observation:\n{current_observation}\n" + _FROZENLAKE_TAIL
+)
+
+
+def turn_prompt(
+    task: str,
+    step: int,
+    history: Sequence[tuple[str, str]],
+    observation: str,
+    admissible_actions: Sequence[str] | None,
+    history_length: int,
+    *,
+    max_entry_chars: int | None = DEFAULT_MAX_ENTRY_CHARS,
+    max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS,
+) -> tuple[str, str | None]:
+    """The no-history and (past the first step) the history content of one FrozenLake step."""
+    return from_templates(
+        FROZENLAKE_TEMPLATE_NO_HIS,
+        FROZENLAKE_TEMPLATE,
+        task,
+        step,
+        history,
+        clip(observation, max_entry_chars),
+        ", ".join(admissible_actions or ()),
+        history_length,
+        max_entry_chars,
+        max_action_chars,
+    )
+
+
+# Short thoughts in the tiny model's format lesson: the action is one token of the answer, and a token-mean
+# loss gives it a larger share of the gradient in a short answer.
+LESSON_THOUGHTS = ("Go.", "Move on.", "Avoid holes.", "To the goal.", "Try this.")
+
+
+@register_env("frozenlake")
+class FrozenLakeEnv(Environment):
     """One FrozenLake map at a time, played through gymnasium's ``FrozenLake-v1``.
 
     ``info``: ``task``, ``task_type`` (``"<size>x<size>"``), ``admissible_actions``, ``won``, ``score``
@@ -100,7 +153,66 @@ class FrozenLakeEnv(TextEnv):
         max_steps: actions per episode, invalid ones included, before it is cut.
     """
 
-    name = "frozenlake"
+    title = "FrozenLake"
+    splits = tuple(SPLITS)
+    # verl-agent's grid-world projections (Sokoban's): a fixed vocabulary, no tail sent without action tags
+    answer = AnswerFormat(fallback_chars=0, lowercase=True, vocabulary=("up", "down", "left", "right"))
+    ram_per_env_gb = 0.2
+
+    @classmethod
+    def tasks(cls, split: str, env_kwargs: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+        size = check_size(env_kwargs.get("size", 4))
+        return [({"split": split, "task_id": s["task_id"]}, f"{size}x{size}") for s in split_specs(split)]
+
+    @classmethod
+    def prompt(
+        cls,
+        task,
+        step,
+        history,
+        observation,
+        admissible_actions,
+        history_length,
+        *,
+        max_entry_chars=DEFAULT_MAX_ENTRY_CHARS,
+        max_action_chars=DEFAULT_MAX_ACTION_CHARS,
+    ):
+        return turn_prompt(
+            task,
+            step,
+            history,
+            observation,
+            admissible_actions,
+            history_length,
+            max_entry_chars=max_entry_chars,
+            max_action_chars=max_action_chars,
+        )
+
+    @classmethod
+    def lesson_corpus(cls) -> list[str]:
+        """The prompt's text and 200 grids, for the tiny model's ``frozenlake`` lesson (the default corpus
+        leaves them out, so the default build is unchanged)."""
+        rng = random.Random(0)
+        out = [FROZENLAKE_TEMPLATE_NO_HIS, FROZENLAKE_TEMPLATE, TASK]
+        out += [f"<think>I will go {a}.</think><action>{a}</action>" for a in ACTIONS]
+        for seed in range(200):
+            size = 3 + seed % 3
+            grid = make_map(size, 0.8, seed)
+            out.append(render(grid, rng.randrange(size), rng.randrange(size)))
+        return out
+
+    @classmethod
+    def lesson_example(cls, rng: random.Random) -> tuple[list[dict[str, str]], str]:
+        """A real first-step prompt (random map of side 3-5, random position), answered with a random
+        direction."""
+        size = rng.randint(3, 5)
+        grid = make_map(size, 0.8, rng.randrange(10**6))
+        observation = render(grid, rng.randrange(size), rng.randrange(size))
+        content, _ = cls.prompt(TASK, 0, [], observation, ADMISSIBLE, 0)
+        action = rng.choice(ADMISSIBLE)
+        return [{"role": "user", "content": content}], (
+            f"<think>{rng.choice(LESSON_THOUGHTS)}</think><action>{action}</action>"
+        )
 
     def __init__(self, size: int = 4, p: float = 0.8, is_slippery: bool = False, max_steps: int = 10) -> None:
         self.size = check_size(size)

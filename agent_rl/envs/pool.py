@@ -27,11 +27,11 @@ returns a terminal result whose ``info`` has ``env_failed=True`` (reward 0,
 IndexError, TypeError from ``reset``) fails at once, without restarts, as
 ``spec_errors``.
 
-Same tasks everywhere. The driver builds the task tables from the games it finds (``$ALFWORLD_DATA``,
-``$WEBSHOP_DATA``); an actor on a node where those differ would map a task id onto another game (ALFWorld
-takes ``task_id % len(games)``). Given ``expected_tasks`` (split -> count, `expected_task_counts` in the
-driver), every actor counts the tasks it sees when it starts, and the pool raises `TaskCountMismatch`
-instead of leasing it.
+Same tasks everywhere. The driver builds the task tables from the data it finds (ALFWorld's games under
+``$ALFWORLD_DATA``, WebShop's goals under ``$WEBSHOP_DATA``); an actor on a node where those differ would
+map a task id onto another task. Given ``expected_tasks`` (split -> count,
+`agent_rl.envs.api.expected_task_counts` in the driver), every actor counts the tasks it sees when it starts
+(``Environment.task_count``), and the pool raises `TaskCountMismatch` instead of leasing it.
 
 Started ahead. Starting an environment actor costs a process and the simulator's imports (ALFWorld's
 TextWorld, ScienceWorld's JVM): seconds each, all at the first rollout. `prestart` starts a pool's actors
@@ -55,7 +55,7 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from agent_rl.envs.base import Info
+from agent_rl.envs.api import Info, env_class, make_env
 
 logger = logging.getLogger(__name__)
 
@@ -68,38 +68,6 @@ class EnvFailed(RuntimeError):
 
 class TaskCountMismatch(RuntimeError):
     """An environment actor sees another task set than the driver built its task tables from."""
-
-
-# Where each environment finds the data its task count depends on (ScienceWorld's tasks are explicit).
-DATA_VARIABLES = {"alfworld": "ALFWORLD_DATA", "webshop": "WEBSHOP_DATA"}
-
-
-def task_count(env: Any, split: str) -> int | None:
-    """Tasks of ``split`` as ``env`` sees them in this process, where a task id indexes data found at run
-    time (ALFWorld's sorted game list, WebShop's goal list); None where specs name the task itself
-    (ScienceWorld's task + variation)."""
-    if env.name == "alfworld":
-        return len(env.games(split))
-    if env.name == "webshop":
-        return len(env.world.split(split, env.num_test_goals))
-    return None
-
-
-def expected_task_counts(env_cfg: dict[str, Any]) -> dict[str, int] | None:
-    """The driver's side of `task_count`: tasks per split (``train_split`` and ``val_split``) as the task
-    tables index them (agent_rl.training.data), or None for an environment without data-dependent task ids."""
-    name = env_cfg.get("name")
-    splits = {env_cfg[key] for key in ("train_split", "val_split") if env_cfg.get(key)}
-    if name == "alfworld":
-        from agent_rl.envs import alfworld
-
-        return {s: len(alfworld.list_games(str(alfworld.default_data_dir()), s)) for s in sorted(splits)}
-    if name == "webshop":
-        from agent_rl.training.data import webshop_specs
-
-        kwargs = dict(env_cfg.get("env_kwargs") or {})
-        return {s: len(webshop_specs(s, kwargs)) for s in sorted(splits)}
-    return None
 
 
 def episodes_per_worker(tasks: int, n: int, workers: int) -> int:
@@ -123,21 +91,20 @@ class _EnvActor:
     def __init__(
         self, env_name: str, env_kwargs: dict[str, Any], expected_tasks: dict[str, int] | None = None
     ) -> None:
-        from agent_rl.envs.registry import make_env
-
         self.env = make_env(env_name, **env_kwargs)
         self.task_error = self._check_tasks(env_name, expected_tasks or {})
         self.claimed = False
 
     def _check_tasks(self, env_name: str, expected: dict[str, int]) -> str | None:
         for split, count in expected.items():
-            seen = task_count(self.env, split)
+            seen = self.env.task_count(split)
             if seen is not None and seen != count:
-                var = DATA_VARIABLES.get(env_name, "")
+                variables = type(self.env).data_variables
+                here = ", ".join(f"{var}={os.environ.get(var)!r}" for var in variables) or "no data variables"
                 return (
                     f"{env_name} split {split!r}: an environment actor on {os.uname().nodename} sees "
-                    f"{seen} tasks where the driver built its task table from {count} "
-                    f"({var}={os.environ.get(var)!r} here); give every node the same {var} and data folder."
+                    f"{seen} tasks where the driver built its task table from {count} ({here} here); give "
+                    f"every node the same {' and '.join(variables) or 'data'} and data folder."
                 )
         return None
 
@@ -220,7 +187,7 @@ class _Slot:
 
 
 class PooledEnv:
-    """An env leased from the pool for one or more episodes; async mirror of `TextEnv`."""
+    """An env leased from the pool for one or more episodes; async mirror of an `Environment`'s simulator."""
 
     def __init__(self, pool: EnvPool, slot: _Slot) -> None:
         self._pool = pool
@@ -329,7 +296,7 @@ class EnvPool:
     """Ray actors, each holding one environment, leased to async callers.
 
     Args:
-        env_name: a name from `agent_rl.envs.registry.ENVS`.
+        env_name: an environment's name or class path (`agent_rl.envs.api.env_class`).
         size: most actors alive at once (= most concurrent episodes).
         env_kwargs: constructor arguments of the environment.
         max_retries: actor replacements allowed per episode before it is given up.
@@ -353,10 +320,7 @@ class EnvPool:
         raise_on_failure: bool = False,
         expected_tasks: dict[str, int] | None = None,
     ) -> None:
-        from agent_rl.envs.registry import ENVS
-
-        if env_name not in ENVS:
-            raise ValueError(f"unknown environment {env_name!r}; valid: {', '.join(sorted(ENVS))}")
+        env_class(env_name)  # an unknown name raises, listing the valid ones
         if size < 1:
             raise ValueError("size must be >= 1")
         self.env_name = env_name

@@ -1,4 +1,4 @@
-"""ScienceWorld (``scienceworld==1.2.3``, a Scala simulator in a JVM over py4j) behind `TextEnv`.
+"""ScienceWorld (``scienceworld==1.2.3``, a Scala simulator in a JVM over py4j) as an `Environment`.
 
 Each env owns one JVM, started with a capped heap (``-Xmx``) and the serial GC so
 that dozens fit in RAM; ``scienceworld.ScienceWorldEnv`` itself offers no way to
@@ -31,13 +31,16 @@ EPO's ``variations_idx/L*_idx.json``):
 from __future__ import annotations
 
 import functools
+import shutil
+from collections.abc import Sequence
 from typing import Any
 
 from py4j.java_gateway import CallbackServerParameters, GatewayParameters, JavaGateway, launch_gateway
 from scienceworld import ScienceWorldEnv as _UpstreamEnv
 from scienceworld.constants import BASEPATH, JAR_PATH
 
-from agent_rl.envs.base import Info, TextEnv
+from agent_rl.envs.api import AnswerFormat, Environment, Info, register_env
+from agent_rl.envs.text import DEFAULT_MAX_ACTION_CHARS, DEFAULT_MAX_ENTRY_CHARS, THINK_ACT, clip, recent
 
 # The simulator's task order (``ScienceWorldEnv.get_task_names()``), not ``scienceworld.constants.ID2TASK``.
 TASK_NAMES = (
@@ -175,7 +178,136 @@ def epo_split(level: str, part: str) -> list[dict[str, Any]]:
     raise ValueError(f"unknown EPO level {level!r}; valid: L0, L1, L2")
 
 
-class ScienceWorldEnv(TextEnv):
+EPO_SPLITS = tuple(f"{level}-{part}" for level in ("L0", "L1", "L2") for part in ("train", "test"))
+
+
+# ------------------------------------------------------------------------------------------------- prompt
+# EPO's (agent_system/environments/prompts/sciworld.py, env_manager.py), verbatim: the fixed list of 25
+# action descriptions, then the available-actions string "Valid_actions: [templates], OBJ needs to be replaced
+# with one of the following objects: [objects]" (Python list reprs); the full list of valid action-object
+# combinations (hundreds to thousands) is deliberately not printed, as in EPO. The history lists every
+# earlier action as "[Step n, Action n: '…']" and the recent ones with their observations. Deviations: entries
+# are numbered by their real step (EPO numbers the recent ones from len(buffer) - history_length, so its
+# second step shows "Step 0"); without ``objects`` the "OBJ needs to be replaced" clause is left out; EPO's
+# meta-thinking variant (<planning>/<explore>, off by default in EPO) is not implemented.
+# ----------------------------------------------------------------------------------------- ScienceWorld
+_SCIWORLD_INTRO = (
+    "\nYou are an expert agent operating in the ScienceWorld environment, which is a text-based virtual "
+    "environment centered around accomplishing tasks from the elementary science curriculum.\n"
+    "Your current task is: {task_description}\n"
+    "\n"
+)
+SCIWORLD_ACTION_DESCRIPTIONS = (
+    ("open OBJ", "open a container"),
+    ("close OBJ", "close a container"),
+    ("activate OBJ", "activate a device"),
+    ("deactivate OBJ", "deactivate a device"),
+    ("connect OBJ to OBJ", "connect electrical components"),
+    ("disconnect OBJ", "disconnect electrical components"),
+    ("use OBJ [on OBJ]", "use a device/item"),
+    ("look around", "describe the current room"),
+    ("look at OBJ", "describe an object in detail"),
+    ("look in OBJ", "describe a container's contents"),
+    ("read OBJ", "read a note or book"),
+    ("move OBJ to OBJ", "move an object to a container"),
+    ("pick up OBJ", "move an object to the inventory"),
+    ("put down OBJ", "drop an inventory item"),
+    ("pour OBJ into OBJ", "pour a liquid into a container"),
+    ("dunk OBJ into OBJ", "dunk a container into a liquid"),
+    ("mix OBJ", "chemically mix a container"),
+    ("go to LOC", "move to a new location"),
+    ("eat OBJ", "eat a food"),
+    ("flush OBJ", "flush a toilet"),
+    ("focus on OBJ", "signal intent on a task object"),
+    ("wait", "take no action for 10 iterations"),
+    ("wait1", "take no action for 1 iteration"),
+    ("task", "describe current task"),
+    ("inventory", "list your inventory"),
+)
+# Braces doubled: the block is part of a str.format template.
+_SCIWORLD_ACTIONS_BLOCK = (
+    "Here are the actions you may take:\n[\n"
+    + ",\n".join(f'{{{{"action": "{a}", "description": "{d}"}}}}' for a, d in SCIWORLD_ACTION_DESCRIPTIONS)
+    + "\n]\n\nCurrent available actions:\n{available_actions}\n\n"
+)
+_SCIWORLD_CHOOSE = (
+    "Once you've finished your reasoning, you should choose an appropriate action for the current step and "
+    "present it within <action> </action> tags.\n"
+)
+SCIWORLD_TEMPLATE_NO_HIS = (
+    _SCIWORLD_INTRO
+    + "Your current observation is: {current_observation}\n"
+    + _SCIWORLD_ACTIONS_BLOCK
+    + "Now it's your turn to take an action.\n"
+    + THINK_ACT
+    + _SCIWORLD_CHOOSE
+)
+SCIWORLD_TEMPLATE = (
+    _SCIWORLD_INTRO
+    + "Prior to this step, you have already taken {step_count} step(s). Below are the most recent "
+    "{history_length} observations and the corresponding actions you took: {action_history}\n"
+    "You are now at step {current_step} and your current observation is: {current_observation}\n"
+    + _SCIWORLD_ACTIONS_BLOCK
+    + "Now it's your turn to take an action. You should first reason step-by-step about the current "
+    "situation. This reasoning process MUST be enclosed within <think> </think> tags.\n" + _SCIWORLD_CHOOSE
+)
+
+
+def format_scienceworld_actions(templates: Sequence[str] | None, objects: Sequence[str] | None) -> str:
+    """EPO's ``Valid_actions: [...], OBJ needs to be replaced with ... [...]`` string."""
+    text = f"Valid_actions: {list(templates or ())}"
+    if objects is not None:
+        text += f", OBJ needs to be replaced with one of the following objects: {list(objects)}"
+    return text + "\n example: <action>focus on door</action>"
+
+
+def turn_prompt(
+    task: str,
+    step: int,
+    history: Sequence[tuple[str, str]],
+    observation: str,
+    admissible_actions: Sequence[str] | None,
+    history_length: int,
+    *,
+    objects: Sequence[str] | None = None,
+    max_entry_chars: int | None = DEFAULT_MAX_ENTRY_CHARS,
+    max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS,
+) -> tuple[str, str | None]:
+    """The no-history and (past the first step) the history content of one ScienceWorld step."""
+    actions = format_scienceworld_actions(admissible_actions, objects)
+    obs = clip(observation, max_entry_chars)
+    task_text = clip(task, max_entry_chars)
+    no_his = SCIWORLD_TEMPLATE_NO_HIS.format(
+        task_description=task_text, current_observation=obs, available_actions=actions
+    )
+    if step == 0 or history_length <= 0:
+        return no_his, None
+    first, pairs = recent(history, step, history_length)
+    earlier = list(history[: len(history) - len(pairs)])
+    first_earlier = first - len(earlier)
+    lines = [
+        f"\n[Step {n}, Action {n}: '{clip(act, max_action_chars)}']"
+        for n, (_, act) in enumerate(earlier, start=first_earlier)
+    ]
+    lines += [
+        f"\n[Step {n}, Observation {n}: '{clip(o, max_entry_chars)}', Action {n}: "
+        f"'{clip(a, max_action_chars)}']"
+        for n, (o, a) in enumerate(pairs, start=first)
+    ]
+    with_his = SCIWORLD_TEMPLATE.format(
+        task_description=task_text,
+        step_count=step,
+        history_length=len(pairs),
+        action_history="".join(lines).strip(),
+        current_step=step + 1,
+        current_observation=obs,
+        available_actions=actions,
+    )
+    return no_his, with_his
+
+
+@register_env("scienceworld")
+class ScienceWorldEnv(Environment):
     """One ScienceWorld JVM, reused across episodes.
 
     The first observation is the simulator's "look around". Reward is 1.0 on the step the
@@ -195,7 +327,63 @@ class ScienceWorldEnv(TextEnv):
         admissible: compute the valid action list every step (the costliest part of a step).
     """
 
-    name = "scienceworld"
+    title = "ScienceWorld"
+    splits = (*SPLITS, *EPO_SPLITS)
+    answer = AnswerFormat(fallback_chars=20, lowercase=False)  # EPO's sciworld_projection: [-20:], no lower()
+    ram_per_env_gb = 0.5
+    paper_splits = {"iid": "L0-test", "ood": "L1-test"}  # EPO's IID and OOD sets
+
+    @classmethod
+    def tasks(cls, split: str, env_kwargs: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+        if split in EPO_SPLITS:
+            level, part = split.split("-", 1)
+            specs = epo_split(level, part)
+        else:
+            specs = split_specs(split)
+        return [({**s}, s["task"]) for s in specs]
+
+    @classmethod
+    def turn_inputs(cls, info: Info, last: dict[str, Any] | None) -> dict[str, Any]:
+        """The action templates of the episode (from reset) and the objects of the current state."""
+        templates = info.get("action_templates")  # reset's, kept in every step's info
+        actions = templates if templates else list(info.get("admissible_actions") or [])
+        return {"admissible_actions": actions, "objects": info.get("objects", (last or {}).get("objects"))}
+
+    @classmethod
+    def prompt(
+        cls,
+        task,
+        step,
+        history,
+        observation,
+        admissible_actions,
+        history_length,
+        *,
+        objects=None,
+        max_entry_chars=DEFAULT_MAX_ENTRY_CHARS,
+        max_action_chars=DEFAULT_MAX_ACTION_CHARS,
+    ):
+        return turn_prompt(
+            task,
+            step,
+            history,
+            observation,
+            admissible_actions,
+            history_length,
+            objects=objects,
+            max_entry_chars=max_entry_chars,
+            max_action_chars=max_action_chars,
+        )
+
+    @classmethod
+    def check(cls, config: Any) -> str | None:
+        if shutil.which("java") is None:
+            return (
+                "env=scienceworld runs its simulator in a JVM, and no `java` is on PATH; install a Java "
+                "runtime (`apt-get install default-jre-headless`, which `make install` and "
+                "`make install-gpu` do)."
+            )
+        return None
 
     def __init__(
         self,

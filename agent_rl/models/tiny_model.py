@@ -49,8 +49,9 @@ class TinyModelSpec:
     max_position_embeddings: int = 8192
     seed: int = 0
     format_steps: int = 120  # steps teaching the <think>/<action> answer format (0: random weights)
-    # What the lesson's prompts and answers are: "agent" (random corpus text, answered with the three
-    # environments' actions) or "frozenlake" (real FrozenLake prompts, answered with a random direction)
+    # What the lesson's prompts and answers are: "agent" (random corpus text, answered with the built-in text
+    # environments' actions) or the name of an environment with a lesson (its real prompts and answers:
+    # `agent_rl.envs.api.Environment.lesson_example`)
     lesson: str = "agent"
 
 
@@ -76,19 +77,33 @@ FORMAT_ACTIONS = (
 )
 
 
-LESSONS = ("agent", "frozenlake")
-# Short thoughts: the action is one token of the answer, and a token-mean loss gives it a larger share of the
-# gradient in a short answer.
-FROZENLAKE_THOUGHTS = ("Go.", "Move on.", "Avoid holes.", "To the goal.", "Try this.")
-
-
 def _corpus(lesson: str = "agent") -> list[str]:
-    """Text the tokenizer is trained on: our prompt templates and environment vocabulary."""
-    from agent_rl.models import corpus
+    """Text the tokenizer is trained on: our prompt templates and environment vocabulary, plus the lesson's
+    environment's own text."""
+    from agent_rl.envs import corpus
 
-    if lesson not in LESSONS:
-        raise ValueError(f"unknown tiny-model lesson {lesson!r}; valid: {', '.join(LESSONS)}")
-    return corpus.lines() + (corpus.frozenlake_lines() if lesson == "frozenlake" else [])
+    if lesson == "agent":
+        return corpus.lines()
+    return corpus.lines() + list(_lesson_env(lesson).lesson_corpus())
+
+
+def lessons() -> list[str]:
+    """The valid ``model.lesson`` values: "agent" and every environment with a lesson."""
+    from agent_rl.envs.api import env_class, env_names
+
+    return ["agent", *(name for name in env_names() if env_class(name).lesson_corpus() is not None)]
+
+
+def _lesson_env(lesson: str):
+    from agent_rl.envs.api import env_class
+
+    try:
+        cls = env_class(lesson)
+    except ValueError:
+        cls = None
+    if cls is None or cls.lesson_corpus() is None:
+        raise ValueError(f"unknown tiny-model lesson {lesson!r}; valid: {', '.join(lessons())}")
+    return cls
 
 
 def cache_root() -> Path:
@@ -175,8 +190,8 @@ def _teach_format(model, tokenizer, corpus: list[str], spec: TinyModelSpec, batc
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
 
     def example() -> tuple[list[int], list[int]]:
-        if spec.lesson == "frozenlake":
-            return frozenlake_example()
+        if spec.lesson != "agent":
+            return env_example()
         prompt = " ".join(rng.choice(corpus) for _ in range(rng.randint(2, 8)))
         ids = tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
@@ -185,19 +200,11 @@ def _teach_format(model, tokenizer, corpus: list[str], spec: TinyModelSpec, batc
         answer = f"<think>{rng.choice(FORMAT_THOUGHTS)}</think><action>{rng.choice(FORMAT_ACTIONS)}</action>"
         return ids, tokenizer(answer, add_special_tokens=False)["input_ids"] + [end]
 
-    def frozenlake_example() -> tuple[list[int], list[int]]:
-        """A real FrozenLake step prompt (random map of side 3-5, random position), a random direction."""
-        from agent_rl.envs import frozenlake
-        from agent_rl.rollout.prompts import build_prompt
-
-        size = rng.randint(3, 5)
-        grid = frozenlake.make_map(size, 0.8, rng.randrange(10**6))
-        observation = frozenlake.render(grid, rng.randrange(size), rng.randrange(size))
-        messages = build_prompt("frozenlake", frozenlake.TASK, 0, [], observation, frozenlake.ADMISSIBLE, 0)
+    def env_example() -> tuple[list[int], list[int]]:
+        """The lesson's environment: a real turn's prompt and an answer in its format."""
+        messages, answer = _lesson_env(spec.lesson).lesson_example(rng)
         ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
         ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-        action = rng.choice(frozenlake.ADMISSIBLE)
-        answer = f"<think>{rng.choice(FROZENLAKE_THOUGHTS)}</think><action>{action}</action>"
         return ids, tokenizer(answer, add_special_tokens=False)["input_ids"] + [end]
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -249,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--lesson", default="agent", choices=LESSONS)
+    parser.add_argument("--lesson", default="agent", choices=lessons())
     parser.add_argument("--format-steps", type=int, default=TinyModelSpec.format_steps)
     args = parser.parse_args(argv)
     print(build_tiny_model(TinyModelSpec(lesson=args.lesson, format_steps=args.format_steps)))

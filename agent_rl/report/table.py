@@ -88,10 +88,29 @@ MATCH_FIELDS = {
     "model": "model.name",
     "val_split": "env.val_split",
 }
-SPLITS = {
-    "iid": {"alfworld": "valid_seen", "scienceworld": "L0-test"},
-    "ood": {"alfworld": "valid_unseen", "scienceworld": "L1-test"},
-}
+
+
+def paper_split(env: str | None, which: str) -> str | None:
+    """The split an environment's papers call ``which`` ("iid" or "ood"; the class's ``paper_splits``), or
+    None where it has no such pair (or is not known here)."""
+    from agent_rl.envs.api import env_class
+
+    try:
+        return env_class(str(env)).paper_splits.get(which)
+    except ValueError:
+        return None
+
+
+def reports_score(env: str | None) -> bool:
+    """Whether the environment's papers report a score besides success (its class's ``reports_score``)."""
+    from agent_rl.envs.api import env_class
+
+    try:
+        return env_class(str(env)).reports_score
+    except ValueError:
+        return False
+
+
 ROW_FIELDS = ("env", "algo", "method", "model")
 DEFAULT_METRICS = {"epo": ["Succ.*", "Succ."]}
 MISSING = "—"
@@ -391,9 +410,9 @@ def _split_ok(run: Run, split: str | None) -> bool:
     env = config_get(run.config, "env.name")
     val_split = config_get(run.config, "env.val_split")
     if split is None:
-        iid = SPLITS["iid"].get(env)
+        iid = paper_split(env, "iid")
         return iid is None or val_split is None or val_split == iid
-    return val_split == SPLITS.get(split, {}).get(env, split)
+    return val_split == (paper_split(env, split) if split in ("iid", "ood") else None) or val_split == split
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -421,7 +440,7 @@ def _metrics_of(spec: Mapping[str, Any], paper: str | None) -> list[MetricSpec]:
         metrics = DEFAULT_METRICS.get((paper or "").lower())
     if not metrics:
         rows = (spec.get("rows") or {}).values()
-        metrics = ["Succ."] + (["Score"] if any((r or {}).get("env") == "webshop" for r in rows) else [])
+        metrics = ["Succ."] + (["Score"] if any(reports_score((r or {}).get("env")) for r in rows) else [])
     return [metric_spec(m, paper) for m in metrics]
 
 

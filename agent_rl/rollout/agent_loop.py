@@ -31,6 +31,7 @@ from uuid import uuid4
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput
 
+from agent_rl.envs.api import env_class, env_spec
 from agent_rl.envs.pool import EnvPool, auto_pool_size
 from agent_rl.rollout.parsing import parse_action
 from agent_rl.rollout.prompts import build_prompt
@@ -46,7 +47,7 @@ _POOLS: dict[tuple, EnvPool] = {}
 
 def _pool_for(env_cfg: dict[str, Any], config: Any) -> EnvPool:
     kwargs = dict(env_cfg.get("env_kwargs") or {})
-    key = (env_cfg["name"], repr(sorted(kwargs.items())), asyncio.get_running_loop())
+    key = (env_spec(env_cfg), repr(sorted(kwargs.items())), asyncio.get_running_loop())
     if key not in _POOLS:
         size = env_cfg.get("pool_size", "auto")
         if size == "auto":  # agent-rl resolves it at launch; a config composed elsewhere sizes for training
@@ -56,7 +57,7 @@ def _pool_for(env_cfg: dict[str, Any], config: Any) -> EnvPool:
             )
         expected = env_cfg.get("expected_tasks")
         _POOLS[key] = EnvPool(
-            env_cfg["name"],
+            env_spec(env_cfg),
             size=int(size),
             env_kwargs=kwargs,
             max_retries=int(env_cfg.get("max_env_retries", 2)),
@@ -71,7 +72,8 @@ class EnvAgentLoop(AgentLoopBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.env_cfg: dict[str, Any] = dict(self.config.env)
-        self.env_name: str = self.env_cfg["name"]
+        self.env_name: str = env_spec(self.env_cfg)  # a name, or a user's class path (env._target_)
+        self.env_cls = env_class(self.env_name)
         self.max_steps = int(self.env_cfg["max_steps"])
         self.history_length = int(self.env_cfg["history_length"])
         self.success_reward = float(self.env_cfg["success_reward"])
@@ -89,15 +91,10 @@ class EnvAgentLoop(AgentLoopBase):
         async with pool.lease() as env:
             observation, info = await env.reset(spec)
             task, task_type = info.get("task", ""), info.get("task_type", "")
-            # ScienceWorld lists every valid action-object combination (hundreds); its prompt shows the
-            # action templates and the objects instead, as EPO's does.
-            templates, objects = info.get("action_templates"), info.get("objects")
+            inputs = None  # what of each info the prompt shows (the environment's turn_inputs)
             for turn in range(self.max_steps):
-                objects = info.get("objects", objects)
-                actions = templates if templates else info.get("admissible_actions") or []
-                step = await self._generate(
-                    sampling_params, task, turn, history, observation, actions, objects
-                )
+                inputs = self.env_cls.turn_inputs(info, inputs)
+                step = await self._generate(sampling_params, task, turn, history, observation, inputs)
                 parsed = parse_action(step.pop("text"), self.env_name)
                 next_observation, _, done, info = await env.step(parsed.action)
                 step.update(
@@ -128,18 +125,18 @@ class EnvAgentLoop(AgentLoopBase):
         turn: int,
         history: list[tuple[str, str]],
         observation: str,
-        actions: list[str],
-        objects: list[str] | None,
+        inputs: dict[str, Any],
     ) -> dict[str, Any]:
+        extras = {k: v for k, v in inputs.items() if k != "admissible_actions" and v is not None}
         messages = build_prompt(
             self.env_name,
             task,
             turn,
             history,
             observation,
-            actions,
+            inputs.get("admissible_actions") or [],
             self.history_length,
-            **({"objects": objects} if objects is not None else {}),
+            **extras,
         )
         self._prompt_truncated = False
         prompt_ids = await self.ct_build_initial_tokens(messages)

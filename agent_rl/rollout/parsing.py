@@ -10,8 +10,8 @@ projection.py``; ``methods.md`` §1.1, ``environments.md`` §4):
 - ALFWorld and WebShop lower-case the whole response before looking for the action tags, so the
   action tags match in any case (``<ACTION>``) and the action is lower-cased; ScienceWorld keeps
   the case of the response (EPO's ``sciworld_projection`` does not lower-case), so its action tags
-  must be lower-case. Think tags are case-sensitive everywhere, as in verl-agent. See
-  `ENV_PARSE_DEFAULTS` (``lowercase``).
+  must be lower-case. Think tags are case-sensitive everywhere, as in verl-agent. Each environment's
+  class declares its conventions (``answer``: `agent_rl.envs.api.AnswerFormat`).
 - The action is the text between the first ``<action>`` and the first ``</action>``, stripped of
   surrounding whitespace. Nested or repeated tags are not interpreted: for
   ``<action><action>x</action>`` the action is ``<action>x``, as in verl-agent.
@@ -58,6 +58,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from agent_rl.envs.api import AnswerFormat, env_class
+
 OK = "ok"
 NOT_A_STRING = "not_a_string"
 MISSING_ACTION_TAGS = "missing_action_tags"
@@ -99,38 +101,15 @@ class ParsedAction:
     reason: str = OK
 
 
-@dataclass(frozen=True, slots=True)
-class ParseDefaults:
-    """Per-environment parsing conventions of verl-agent / EPO."""
-
-    fallback_chars: int  # characters of the response's tail sent when the action tags are missing
-    lowercase: bool  # lower-case the action (and the fallback tail)
-    vocabulary: tuple[str, ...] | None = None  # the only valid actions (None: any text)
-
-
-ENV_PARSE_DEFAULTS: dict[str, ParseDefaults] = {
-    "alfworld": ParseDefaults(fallback_chars=30, lowercase=True),  # alfworld_projection: [-30:]
-    "webshop": ParseDefaults(fallback_chars=20, lowercase=True),  # webshop_projection: [-20:]
-    "scienceworld": ParseDefaults(fallback_chars=20, lowercase=False),  # sciworld_projection: [-20:]
-    "frozenlake": ParseDefaults(fallback_chars=0, lowercase=True, vocabulary=("up", "down", "left", "right")),
-}
-_ALIASES = {"sciworld": "scienceworld"}
-
-
-def env_parse_defaults(env_name: str) -> ParseDefaults:
-    """The parsing conventions for ``env_name``; ValueError listing the valid names if unknown."""
-    name = _ALIASES.get(env_name, env_name)
-    try:
-        return ENV_PARSE_DEFAULTS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown environment {env_name!r}; valid: {', '.join(sorted(ENV_PARSE_DEFAULTS))}"
-        ) from None
+def env_parse_defaults(env_name: str) -> AnswerFormat:
+    """The answer conventions of ``env_name`` (its class's ``answer``); ValueError listing the valid names
+    if unknown."""
+    return env_class(env_name).answer
 
 
 def parse_action(
     text: object,
-    env_name: str = "alfworld",
+    env_name: str,
     *,
     fallback_chars: int | None = None,
     lowercase: bool | None = None,
@@ -139,8 +118,8 @@ def parse_action(
 
     Args:
         text: the decoded model response.
-        env_name: ``alfworld``, ``webshop`` or ``scienceworld`` (alias ``sciworld``); selects the
-            defaults in `ENV_PARSE_DEFAULTS`. An unknown name raises ValueError (a config error).
+        env_name: an environment's name or class path; selects its class's ``answer``
+            (`agent_rl.envs.api.AnswerFormat`). An unknown name raises ValueError (a config error).
         fallback_chars: override the tail length sent when the action tags are missing; 0 sends
             an empty action.
         lowercase: override whether the response is lower-cased (action tags matched in any case,

@@ -158,14 +158,14 @@ def start_env_actors(config) -> tuple[list, Future | None]:
     ``env.pool_size`` per worker), while verl starts its own workers: a process and a simulator's imports
     each, which the first rollout would otherwise wait for. Returns their handles (the trainer keeps them
     so the pools can claim them) and a future that checks them: each counts its tasks against the
-    driver's (``env.expected_tasks``), since a node without ALFWORLD_DATA would otherwise play the shipped
-    games in place of the real ones, and verl turns an agent loop's error into a dropped group, not a stop.
+    driver's (``env.expected_tasks``), since a node without the driver's data would otherwise map task ids
+    onto other tasks, and verl turns an agent loop's error into a dropped group, not a stop.
     The trainer waits for the future before the first rollout (`AgentTrainer._env_checked`)."""
-    env_cfg = config.get("env") or {}
-    from agent_rl.envs.registry import ENVS
+    from agent_rl.envs.api import env_class, env_spec
 
+    env_cfg = config.get("env") or {}
     size = env_cfg.get("pool_size")
-    if env_cfg.get("name") not in ENVS or not isinstance(size, int):
+    if not isinstance(size, int) or not env_class(env_spec(env_cfg)).multi_turn:
         return [], None
     import asyncio
 
@@ -174,7 +174,7 @@ def start_env_actors(config) -> tuple[list, Future | None]:
     expected = dict(env_cfg.get("expected_tasks") or {}) or None
     workers = int(config.actor_rollout_ref.rollout.agent.num_workers)
     kwargs = dict(env_cfg.get("env_kwargs") or {})
-    actors = prestart(env_cfg.name, size * workers, kwargs, expected)
+    actors = prestart(env_spec(env_cfg), size * workers, kwargs, expected)
 
     async def check():
         refs = [asyncio.wrap_future(actor.pids.remote().future()) for actor in actors]

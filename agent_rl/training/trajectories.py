@@ -37,13 +37,12 @@ _OBSERVATION = re.compile(
 )
 
 
-def observation_of(prompt: str, env: str = "") -> str:
-    """The current observation quoted in a step prompt (its last occurrence), or the whole prompt."""
+def observation_of(prompt: str) -> str:
+    """The current observation quoted in a step prompt of the built-in templates (its last occurrence, with
+    what the template adds after it, e.g. WebShop's full stop), or the whole prompt: the viewer's fallback
+    for a row without the agent loop's ``anchor_obs``."""
     found = _OBSERVATION.findall(prompt)
-    if not found:
-        return prompt.strip()
-    obs = found[-1].strip()
-    return obs[:-1] if env == "webshop" and obs.endswith(".") else obs  # WebShop's template adds a full stop
+    return found[-1].strip() if found else prompt.strip()
 
 
 def pick(extra: Sequence[dict[str, Any]], real: Sequence[bool], k: int) -> list[str]:
@@ -118,7 +117,7 @@ def step_sample(
             prompt = decode(_ints(prompts[i]))
             turn = {
                 "turn": int(fields.get("turn", 0)),
-                "observation": str(fields.get("anchor_obs") or observation_of(prompt, env)),
+                "observation": str(fields.get("anchor_obs") or observation_of(prompt)),
                 "prompt": prompt,
                 "token_ids": ids,
                 "tokens": decode_each(ids),

@@ -224,7 +224,7 @@ def test_eval_validates_the_checkpoint_per_task_type_without_training(default_ru
     import json
     from collections import Counter
 
-    from agent_rl.training.data import alfworld_specs
+    from agent_rl.envs.api import env_class
 
     checkpoints = default_run["out"] / "checkpoints"
     checkpoint = checkpoints / "global_step_2"
@@ -247,7 +247,7 @@ def test_eval_validates_the_checkpoint_per_task_type_without_training(default_ru
     assert (result["checkpoint"], result["step"], result["split"]) == (str(checkpoint), 2, "valid_seen")
     assert result["metric"] == "won/mean@1"
     # every task of the split (agent-rl-eval lifts max_val_tasks)
-    split = Counter(task_type for _, task_type in alfworld_specs("valid_seen"))
+    split = Counter(task_type for _, task_type in env_class("alfworld").tasks("valid_seen", {}))
     assert {r["task_type"]: r["tasks"] for r in result["rows"]} == dict(split)
     assert sum(r["tasks"] for r in result["rows"]) == result["all"]["tasks"] == split.total()
     for row in result["rows"]:

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from agent_rl.envs import frozenlake
+from agent_rl.envs.api import make_env
 from agent_rl.envs.frozenlake import FrozenLakeEnv
-from agent_rl.envs.registry import make_env
 from agent_rl.rollout.parsing import parse_action
 from agent_rl.rollout.prompts import build_prompt
 from agent_rl.training.data import env_rows

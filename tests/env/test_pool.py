@@ -170,7 +170,8 @@ def test_pool_works_inside_an_async_ray_actor(ray_local):
 def test_an_actor_that_sees_other_tasks_than_the_driver_is_refused(ray_local):
     """The driver counted 3,553 ALFWorld train games (the full set); an actor that finds only the six
     shipped games (no ALFWORLD_DATA on its node) is killed and the pool raises, naming the variable."""
-    from agent_rl.envs.pool import TaskCountMismatch, expected_task_counts
+    from agent_rl.envs.api import expected_task_counts
+    from agent_rl.envs.pool import TaskCountMismatch
 
     assert expected_task_counts({"name": "alfworld", "train_split": "train", "val_split": "valid_seen"}) == {
         "train": len(GAMES),
@@ -246,5 +247,5 @@ def test_the_trainer_starts_the_pools_actors_ahead_and_checks_their_task_counts(
     actors, check = start_env_actors(config(3553))
     with pytest.raises(TaskCountMismatch, match=r"sees 6 tasks where the driver built its task table"):
         check.result(timeout=120)
-    arith = OmegaConf.create({"env": {"name": "arith"}})
+    arith = OmegaConf.create({"env": {"name": "arith", "pool_size": 2}})
     assert start_env_actors(arith) == ([], None)

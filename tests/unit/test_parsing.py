@@ -78,15 +78,17 @@ def test_scienceworld_keeps_case_and_overrides():
 
 def test_action_whitespace_stripped_and_first_block_wins():
     text = "<think>r</think><action>\n  go to desk 1 \t</action><action>look</action>"
-    assert parse_action(text).action == "go to desk 1"
+    assert parse_action(text, "alfworld").action == "go to desk 1"
     nested = "<think>r</think><action><action>go</action></action>"
-    assert parse_action(nested) == ParsedAction("<action>go", True, "ok")  # as verl-agent
+    assert parse_action(nested, "alfworld") == ParsedAction("<action>go", True, "ok")  # as verl-agent
 
 
 def test_tag_case_follows_verl_agent():
     # verl-agent lower-cases before finding the action tags, but finds think tags in the raw text.
-    assert parse_action("<think>r</think><Action>LOOK</ACTION>") == ParsedAction("look", True, "ok")
-    assert parse_action("<THINK>r</THINK><action>look</action>").reason == "missing_think_tags"
+    assert parse_action("<think>r</think><Action>LOOK</ACTION>", "alfworld") == ParsedAction(
+        "look", True, "ok"
+    )
+    assert parse_action("<THINK>r</THINK><action>look</action>", "alfworld").reason == "missing_think_tags"
     # EPO's ScienceWorld projection does not lower-case: upper-case action tags are not tags.
     parsed = parse_action("<think>r</think><ACTION>look</ACTION>", "scienceworld")
     assert parsed.reason == "missing_action_tags"
@@ -119,7 +121,7 @@ def test_webshop_tail_can_be_an_executable_command():
     ],
 )
 def test_broken_action_tags_are_missing(text):
-    parsed = parse_action(text)
+    parsed = parse_action(text, "alfworld")
     assert not parsed.valid and parsed.reason == "missing_action_tags"
     assert parsed.action == text[-30:].lower()
 
@@ -132,12 +134,14 @@ def test_broken_action_tags_are_missing(text):
     ],
 )
 def test_closing_tag_first_sends_empty_action_like_verl_agent_but_is_invalid(text):
-    assert parse_action(text) == ParsedAction("", False, "misordered_action_tags")
+    assert parse_action(text, "alfworld") == ParsedAction("", False, "misordered_action_tags")
     assert verl_agent_projection(text, 30) == ("", 1)
 
 
 def test_empty_action_is_invalid():
-    assert parse_action("<think>r</think><action> \n </action>") == ParsedAction("", False, "empty_action")
+    assert parse_action("<think>r</think><action> \n </action>", "alfworld") == ParsedAction(
+        "", False, "empty_action"
+    )
 
 
 @pytest.mark.parametrize(
@@ -154,35 +158,35 @@ def test_empty_action_is_invalid():
     ],
 )
 def test_invalid_steps(text, reason):
-    parsed = parse_action(text)
+    parsed = parse_action(text, "alfworld")
     assert parsed.reason == reason and not parsed.valid
     assert parsed.action.startswith("look")
 
 
 def test_non_chinese_unicode_is_fine():
     for ch in ("\u4dff", "\ua000", "こんにちは", "한국어", "é", "\U0001f600"):
-        assert parse_action(f"<think>{ch}</think><action>look</action>").valid, ch
+        assert parse_action(f"<think>{ch}</think><action>look</action>", "alfworld").valid, ch
 
 
 @pytest.mark.parametrize("value", [None, 0, 1.5, [], {}, object()])
 def test_non_strings_never_raise(value):
-    assert parse_action(value) == ParsedAction("", False, "not_a_string")
+    assert parse_action(value, "alfworld") == ParsedAction("", False, "not_a_string")
 
 
 def test_bytes_are_decoded():
-    assert parse_action(GOOD.encode()).valid
-    assert parse_action(b"\xff\xfe<think>x</think><action>go</action>").action == "go"
+    assert parse_action(GOOD.encode(), "alfworld").valid
+    assert parse_action(b"\xff\xfe<think>x</think><action>go</action>", "alfworld").action == "go"
 
 
 def test_unknown_env_raises_listing_valid_names():
-    with pytest.raises(ValueError, match="alfworld, frozenlake, scienceworld, webshop"):
+    with pytest.raises(ValueError, match="alfworld, arith, frozenlake, scienceworld, webshop"):
         parse_action(GOOD, "babyai")
     with pytest.raises(ValueError):
         parse_action(GOOD, None)  # type: ignore[arg-type]
 
 
 def test_parsed_action_is_frozen():
-    parsed = parse_action(GOOD)
+    parsed = parse_action(GOOD, "alfworld")
     with pytest.raises(dataclasses.FrozenInstanceError):
         parsed.valid = False  # type: ignore[misc]
     assert parsed.reason in parsing.REASONS

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent_rl.rollout import prompts
-from agent_rl.rollout.prompts import build_prompt, format_webshop_observation
+from agent_rl.envs import text as env_text
+from agent_rl.envs.webshop.env import format_webshop_observation
+from agent_rl.rollout.prompts import build_prompt
 
 # ----------------------------------------------------------------------------------------- fixtures
 ALF_TASK = "put a clean mug in coffeemachine."
@@ -225,7 +226,7 @@ def test_max_prompt_chars_applies_to_other_envs_when_set():
 def test_entry_caps():
     long_obs = "a" * 10_000
     text = content("alfworld", "t", 1, [(long_obs, "b" * 1000)], long_obs, [], 2)
-    cap, act_cap = prompts.DEFAULT_MAX_ENTRY_CHARS, prompts.DEFAULT_MAX_ACTION_CHARS
+    cap, act_cap = env_text.DEFAULT_MAX_ENTRY_CHARS, env_text.DEFAULT_MAX_ACTION_CHARS
     assert text.count("a" * cap + f" ...[{10_000 - cap} chars truncated]") == 2
     assert "a" * (cap + 1) not in text
     assert "b" * act_cap + f" ...[{1000 - act_cap} chars truncated]'" in text
@@ -245,10 +246,10 @@ def test_entry_caps():
 
 
 def test_clip():
-    assert prompts.clip("abc", 3) == "abc"
-    assert prompts.clip("abcd", 3) == "abc ...[1 chars truncated]"
-    assert prompts.clip("abcd", None) == "abcd"
-    assert prompts.clip(12345, 2) == "12 ...[3 chars truncated]"
+    assert env_text.clip("abc", 3) == "abc"
+    assert env_text.clip("abcd", 3) == "abc ...[1 chars truncated]"
+    assert env_text.clip("abcd", None) == "abcd"
+    assert env_text.clip(12345, 2) == "12 ...[3 chars truncated]"
 
 
 def test_braces_and_quotes_in_inputs_are_literal():
@@ -259,7 +260,7 @@ def test_braces_and_quotes_in_inputs_are_literal():
 
 # ------------------------------------------------------------------------------------------- errors
 def test_unknown_env_lists_valid_names():
-    with pytest.raises(ValueError, match="alfworld, frozenlake, scienceworld, webshop"):
+    with pytest.raises(ValueError, match="alfworld, arith, frozenlake, scienceworld, webshop"):
         build_prompt("babyai", "t", 0, [], "o", [], 2)
 
 

@@ -90,15 +90,17 @@ def tokenizer():
 
 
 def test_observation_is_found_in_each_environments_prompt():
-    for env, obs in (
-        ("alfworld", "You are in the middle of a room.\n\nYour task is to: put a mug in the sink."),
-        ("webshop", "Search"),
-        ("scienceworld", "This room is called the kitchen."),
+    """The viewer's fallback for rows without ``anchor_obs``: the observation as the template quotes it
+    (WebShop's adds a full stop)."""
+    for env, obs, shown in (
+        ("alfworld", "You are in the middle of a room.\n\nYour task is to: put a mug in the sink.", None),
+        ("webshop", "Search", "Search."),
+        ("scienceworld", "This room is called the kitchen.", None),
     ):
         history = [("You see a door.", "look around")]
         for step, hist in ((0, []), (1, history)):
             content = build_prompt(env, "find a mug", step, hist, obs, ["look", "go north"])[0]["content"]
-            assert trajectories.observation_of(content, env) == obs
+            assert trajectories.observation_of(content) == (shown or obs)
     assert trajectories.observation_of("no template here") == "no template here"
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_rl.rewards import arith_score, compute_score
-from agent_rl.training.data import arith_rows
+from agent_rl.envs.arith import arith_rows, arith_score, compute_score
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,7 @@ def test_the_model_answers_in_the_agent_format(built):
     import torch
     from transformers import AutoTokenizer, Qwen2ForCausalLM
 
-    from agent_rl.models.corpus import lines
+    from agent_rl.envs.corpus import lines
     from agent_rl.rollout.parsing import parse_action
 
     tok = AutoTokenizer.from_pretrained(built[0])

@@ -1,4 +1,4 @@
-"""``WebShopEnv``: the ``TextEnv`` interface over a WebShop session.
+"""``WebShopEnv``: a WebShop session as an `agent_rl.envs.api.Environment`.
 
 ``reset({"name": "webshop", "split": "train", "goal_idx": 17})`` starts goal 17 of the train split
 (``goal_idx`` counts within the split; ``info["goal_index"]`` is the absolute index). ``step`` takes
@@ -16,9 +16,19 @@ no other page has one).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from agent_rl.envs.base import Info, TextEnv
+from agent_rl.envs.api import AnswerFormat, Environment, Info, register_env
+from agent_rl.envs.text import (
+    CHOOSE_ADMISSIBLE,
+    DEFAULT_MAX_ACTION_CHARS,
+    DEFAULT_MAX_ENTRY_CHARS,
+    clip,
+    pairs_history,
+    recent,
+)
 from agent_rl.envs.webshop.engine import SEP, Session, parse_action
 from agent_rl.envs.webshop.goals import NUM_TEST_GOALS, goal_summary
 from agent_rl.envs.webshop.world import World, load_world, resolve_data_dir
@@ -39,7 +49,94 @@ def split_sizes(
     return {name: len(world.split(name, num_test_goals)) for name in ("train", "eval", "test", "all")}
 
 
-class WebShopEnv(TextEnv):
+# ------------------------------------------------------------------------------------------------- prompt
+# verl-agent's / EPO's (agent_system/environments/prompts/webshop.py), verbatim, the non-breaking hyphen in
+# "e\u2011commerce" included: each admissible action quoted with a trailing comma, one per line;
+# observations (current and history) reformatted as EPO's ``format_obs`` does. A history prompt longer than
+# 13,000 characters falls back to the no-history template (``WebShopEnv.max_prompt_chars``).
+# ---------------------------------------------------------------------------------------------- WebShop
+_WEBSHOP_TAIL = (
+    "Your admissible actions of the current situation are: \n"
+    "[\n"
+    "{available_actions}\n"
+    "].\n"
+    "\n"
+    "Now it's your turn to take one action for the current step.\n"
+    "You should first reason step-by-step about the current situation, then think carefully which "
+    "admissible action best advances the shopping goal. This reasoning process MUST be enclosed within "
+    "<think> </think> tags. \n" + CHOOSE_ADMISSIBLE
+)
+WEBSHOP_TEMPLATE_NO_HIS = (
+    "\nYou are an expert autonomous agent operating in the WebShop e\u2011commerce environment. \n"
+    "Your task is to: {task_description}.\n"
+    "Your current observation is: {current_observation}.\n" + _WEBSHOP_TAIL
+)
+WEBSHOP_TEMPLATE = (
+    "\nYou are an expert autonomous agent operating in the WebShop e\u2011commerce environment.\n"
+    "Your task is to: {task_description}.\n"
+    "Prior to this step, you have already taken {step_count} step(s). Below are the most recent "
+    "{history_length} observations and the corresponding actions you took: {action_history}\n"
+    "You are now at step {current_step} and your current observation is: {current_observation}.\n"
+    + _WEBSHOP_TAIL
+)
+
+
+def format_webshop_actions(actions: Sequence[str] | None) -> str:
+    """verl-agent: each action quoted with a trailing comma, one per line."""
+    return "\n".join(f"'{a}'," for a in actions or ())
+
+
+def format_webshop_observation(observation: str, task: str) -> str:
+    """EPO's ``format_obs``: the `` [SEP] `` parts after the instruction, each quoted.
+
+    Returns the text unchanged when the instruction is not one of its parts (so formatting twice
+    is harmless).
+    """
+    parts = observation.split(SEP)
+    try:
+        index = parts.index(task)
+    except ValueError:
+        return observation
+    return SEP.join(f"'{p}'" for p in parts[index + 1 :])
+
+
+def turn_prompt(
+    task: str,
+    step: int,
+    history: Sequence[tuple[str, str]],
+    observation: str,
+    admissible_actions: Sequence[str] | None,
+    history_length: int,
+    *,
+    max_entry_chars: int | None = DEFAULT_MAX_ENTRY_CHARS,
+    max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS,
+) -> tuple[str, str | None]:
+    """The no-history and (past the first step) the history content of one WebShop step."""
+    task = task if isinstance(task, str) else str(task)
+    actions = format_webshop_actions(admissible_actions)
+    obs = clip(format_webshop_observation(str(observation), task), max_entry_chars)
+    task_text = clip(task, max_entry_chars)
+    no_his = WEBSHOP_TEMPLATE_NO_HIS.format(
+        task_description=task_text, current_observation=obs, available_actions=actions
+    )
+    if step == 0 or history_length <= 0:
+        return no_his, None
+    first, pairs = recent(history, step, history_length)
+    pairs = [(format_webshop_observation(str(o), task), a) for o, a in pairs]
+    with_his = WEBSHOP_TEMPLATE.format(
+        task_description=task_text,
+        step_count=step,
+        history_length=len(pairs),
+        action_history=pairs_history(pairs, first, max_entry_chars, max_action_chars),
+        current_step=step + 1,
+        current_observation=obs,
+        available_actions=actions,
+    )
+    return no_his, with_his
+
+
+@register_env("webshop")
+class WebShopEnv(Environment):
     """WebShop in text mode on the shipped catalog, or on WebShop's own data files.
 
     Args:
@@ -61,7 +158,73 @@ class WebShopEnv(TextEnv):
             heuristic), ``"spacy"`` or ``"heuristic"``, for the type reward (see ``nouns``).
     """
 
-    name = "webshop"
+    title = "WebShop"
+    splits = ("train", "eval", "test", "all")
+    checks_task_counts = True  # task ids index the goals of the catalog found under WEBSHOP_DATA
+    answer = AnswerFormat(fallback_chars=20, lowercase=True)  # verl-agent's webshop_projection: [-20:]
+    max_prompt_chars = 13000  # EPO: a longer history prompt falls back to the no-history template
+    ram_per_env_gb = 0.4
+    data_variables = ("WEBSHOP_DATA",)
+    reports_score = True  # the papers report WebShop's 0-1 purchase reward x 100 beside success
+
+    @classmethod
+    def tasks(cls, split: str, env_kwargs: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+        sizes = split_sizes(
+            env_kwargs.get("data_dir"),
+            env_kwargs.get("human_goals", False),
+            env_kwargs.get("seed", 0),
+            catalog=env_kwargs.get("catalog", "small"),
+            num_test_goals=env_kwargs.get("num_test_goals", NUM_TEST_GOALS),
+        )
+        if split not in sizes:
+            raise ValueError(f"unknown WebShop split {split!r}; valid: {', '.join(sizes)}")
+        return [({"split": split, "goal_idx": i}, "webshop") for i in range(sizes[split])]
+
+    def task_count(self, split: str) -> int | None:
+        return len(self.world.split(split, self.num_test_goals))
+
+    @classmethod
+    def prompt(
+        cls,
+        task,
+        step,
+        history,
+        observation,
+        admissible_actions,
+        history_length,
+        *,
+        max_entry_chars=DEFAULT_MAX_ENTRY_CHARS,
+        max_action_chars=DEFAULT_MAX_ACTION_CHARS,
+    ):
+        return turn_prompt(
+            task,
+            step,
+            history,
+            observation,
+            admissible_actions,
+            history_length,
+            max_entry_chars=max_entry_chars,
+            max_action_chars=max_action_chars,
+        )
+
+    @classmethod
+    def check(cls, config: Any) -> str | None:
+        """A WEBSHOP_DATA folder must hold the chosen catalog's files."""
+        if not os.environ.get("WEBSHOP_DATA"):
+            return None
+        from agent_rl.envs.webshop.catalog import CATALOGS, HUMAN_GOALS_FILE
+
+        catalog = str((config.env.get("env_kwargs") or {}).get("catalog", "small"))
+        folder = Path(os.environ["WEBSHOP_DATA"]).expanduser()
+        missing = [f for f in (*CATALOGS.get(catalog, ()), HUMAN_GOALS_FILE) if not (folder / f).is_file()]
+        if not missing:
+            return None
+        full = " --full" if catalog == "full" else ""
+        return (
+            f"WEBSHOP_DATA={folder} lacks {', '.join(missing)} (catalog={catalog}); fetch them with "
+            f"`python scripts/prepare_webshop.py {folder}{full}` on a connected machine, or unset "
+            f"WEBSHOP_DATA to use the shipped catalog."
+        )
 
     def __init__(
         self,
@@ -89,7 +252,7 @@ class WebShopEnv(TextEnv):
         self.steps = 0
         self.done = False
 
-    # ----- TextEnv -----------------------------------------------------------------------------
+    # ----- the simulator -----------------------------------------------------------------------------
     def reset(self, spec: dict[str, Any]) -> tuple[str, Info]:
         """Start the goal ``spec["goal_idx"]`` of ``spec["split"]`` (default "train")."""
         if spec.get("name", self.name) != self.name:

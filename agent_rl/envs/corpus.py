@@ -1,4 +1,6 @@
-"""The text the tiny model's tokenizer is trained on: prompt scaffolding and environment vocabulary.
+"""The built-in environments' vocabulary: the text the tiny model's tokenizer is trained on (prompt
+scaffolding, actions, objects, goals of ALFWorld, ScienceWorld and WebShop, and arith's sums). An environment
+with a lesson adds its own text (`agent_rl.envs.api.Environment.lesson_corpus`).
 
 Deterministic: a fixed list of sentences and words, expanded by fixed combinations. Changing it
 changes the tiny model's fingerprint (and so its cache folder), never an existing build.
@@ -260,24 +262,6 @@ WEBSHOP_WORDS = [
     "table",
     "price",
 ]
-
-
-def frozenlake_lines() -> list[str]:
-    """FrozenLake's prompt text and grids (`agent_rl.envs.frozenlake`), for the tiny model's ``frozenlake``
-    lesson; the default corpus (`lines`) leaves them out, so the default build is unchanged."""
-    import random
-
-    from agent_rl.envs import frozenlake
-    from agent_rl.rollout import prompts
-
-    rng = random.Random(0)
-    out = [prompts.FROZENLAKE_TEMPLATE_NO_HIS, prompts.FROZENLAKE_TEMPLATE, frozenlake.TASK]
-    out += [f"<think>I will go {a}.</think><action>{a}</action>" for a in frozenlake.ACTIONS]
-    for seed in range(200):
-        size = 3 + seed % 3
-        grid = frozenlake.make_map(size, 0.8, seed)
-        out.append(frozenlake.render(grid, rng.randrange(size), rng.randrange(size)))
-    return out
 
 
 def lines() -> list[str]:

@@ -27,7 +27,7 @@ EPO's 13,000 characters for WebShop, none elsewhere). Character caps: `agent_rl.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from agent_rl.envs.api import env_class, env_names, prompt_arguments
 from agent_rl.envs.text import DEFAULT_MAX_ACTION_CHARS, DEFAULT_MAX_ENTRY_CHARS
@@ -42,10 +42,10 @@ def build_prompt(
     admissible_actions: Sequence[str] | None,
     history_length: int = 2,
     *,
-    objects: Sequence[str] | None = None,
     max_entry_chars: int | None = DEFAULT_MAX_ENTRY_CHARS,
     max_action_chars: int | None = DEFAULT_MAX_ACTION_CHARS,
     max_prompt_chars: int | None | Literal["default"] = "default",
+    **extras: Any,
 ) -> list[dict[str, str]]:
     """The chat messages of one step: ``[{"role": "user", "content": ...}]``.
 
@@ -58,16 +58,16 @@ def build_prompt(
         observation: the current observation.
         admissible_actions: the env's admissible actions (ScienceWorld: action templates).
         history_length: how many recent pairs to show; ``<= 0`` uses the no-history template.
-        objects: the objects that replace ``OBJ``, for an environment whose prompt takes them
-            (ScienceWorld's).
+        extras: further arguments of the environment's prompt (its ``turn_inputs``), e.g. ScienceWorld's
+            ``objects`` (the objects that replace ``OBJ``).
         max_entry_chars / max_action_chars: per-entry character caps (None: no cap).
         max_prompt_chars: a history prompt longer than this falls back to the no-history template;
             ``"default"`` uses the environment's ``max_prompt_chars``, None never falls back.
 
     Raises:
-        ValueError: unknown ``env_name`` (the message lists the valid ones), ``objects`` for an
-            environment whose prompt does not take them, a negative ``step`` or fewer steps than history
-            pairs.
+        ValueError: unknown ``env_name`` (the message lists the valid ones), an extra argument the
+            environment's prompt does not take (e.g. ``objects`` outside ScienceWorld), a negative
+            ``step`` or fewer steps than history pairs.
     """
     cls = env_class(env_name)
     if not cls.multi_turn:
@@ -79,11 +79,12 @@ def build_prompt(
     if step < len(history):
         raise ValueError(f"step={step} but history has {len(history)} (observation, action) pairs")
     kwargs: dict = {"max_entry_chars": max_entry_chars, "max_action_chars": max_action_chars}
-    if objects is not None:
-        if "objects" not in prompt_arguments(cls):
-            takers = [env_class(n).title for n in env_names() if "objects" in prompt_arguments(env_class(n))]
-            raise ValueError(f"objects is an argument of {', '.join(takers)}'s prompt, not of {cls.name!r}'s")
-        kwargs["objects"] = objects
+    for key, value in extras.items():
+        if key not in prompt_arguments(cls):
+            takers = [env_class(n).title for n in env_names() if key in prompt_arguments(env_class(n))]
+            owner = f"{', '.join(takers)}'s prompt" if takers else "no environment's prompt"
+            raise ValueError(f"{key} is an argument of {owner}, not of {cls.name!r}'s")
+        kwargs[key] = value
     no_his, with_his = cls.prompt(
         task, step, history, observation, admissible_actions, int(history_length), **kwargs
     )

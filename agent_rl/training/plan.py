@@ -23,7 +23,8 @@ actor or critic updating while vLLM sleeps) and for the host RAM of a node:
   ``_resolve_sleep_level``; LoRA's level 1 keeps a host copy of the base weights);
 - the reference policy: verl gives the forward-only reference FSDP2's ``CPUOffloadPolicy`` (transformer_impl
   ``_build_fsdp_module``), so it lives in pinned host RAM (under LoRA it is the actor without adapters);
-- the environments: ``pool_size`` actors per agent-loop worker, ``env.ram_per_env_gb`` each.
+- the environments: ``pool_size`` actors per agent-loop worker, ``env.ram_per_env_gb`` each (else the
+  environment class's ``ram_per_env_gb``).
 
 Sizes are GiB (2**30 bytes, what torch and nvidia-smi report). Model shapes come from ``conf/model/``
 (``model.shape``), so a plan needs no download. The allowances below (CUDA contexts, vLLM's workspace,
@@ -454,6 +455,16 @@ def _trainee(cfg: Any, node: str, engine: str, tokens: int, vocab_logits: bool) 
     )
 
 
+def _class_ram(cfg: Any) -> float:
+    """The environment class's own ``ram_per_env_gb`` where the config gives none (0 without a class)."""
+    from agent_rl.envs.api import env_class, env_spec
+
+    try:
+        return float(env_class(env_spec(cfg.env)).ram_per_env_gb)
+    except (ValueError, AttributeError, KeyError):
+        return 0.0
+
+
 def setup_from_config(cfg: Any, pool_size: int | None = None) -> Setup:
     """The `Setup` of a composed agent_rl config (resolved or not); ``pool_size`` overrides ``env.pool_size``
     where that is still "auto"."""
@@ -498,6 +509,6 @@ def setup_from_config(cfg: Any, pool_size: int | None = None) -> Setup:
         tp=int(rollout.tensor_model_parallel_size),
         episodes=int(cfg.data.train_batch_size) * int(rollout.n),
         envs=pool * workers,
-        ram_per_env_gb=float(_get(cfg, "env.ram_per_env_gb", 0.0)),
+        ram_per_env_gb=float(_get(cfg, "env.ram_per_env_gb", None) or _class_ram(cfg)),
         agent_workers=workers,
     )

@@ -313,7 +313,14 @@ def check_plan(cfg: DictConfig, pool_size: int | None = None):
 
 
 # the keys of ``env`` the agent loop and the task tables read (an environment's yaml sets them)
-ENV_REQUIRED = ("train_split", "val_split", "max_steps", "history_length", "success_reward", "invalid_action_penalty")
+ENV_REQUIRED = (
+    "train_split",
+    "val_split",
+    "max_steps",
+    "history_length",
+    "success_reward",
+    "invalid_action_penalty",
+)
 
 
 def check_environment(cfg: DictConfig) -> None:

@@ -82,7 +82,9 @@ def run_agent_rl(
     env = dict(os.environ)
     env.pop("WANDB_API_KEY", None)
     env.pop("WANDB_MODE", None)  # agent-rl itself must choose offline when there is no key
-    cmd = [sys.executable, "-m", module, *([] if cwd else [f"hydra.run.dir={out}"]), *overrides]
+    flags = [o for o in overrides if o.startswith("--")]  # Hydra's options (--config-dir) precede overrides
+    overrides = tuple(o for o in overrides if not o.startswith("--"))
+    cmd = [sys.executable, "-m", module, *flags, *([] if cwd else [f"hydra.run.dir={out}"]), *overrides]
     if ray_address:
         cmd.append(f"++ray_kwargs.ray_init.address={ray_address}")
     proc = subprocess.run(cmd, cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=timeout)

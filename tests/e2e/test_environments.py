@@ -48,15 +48,14 @@ def test_environment_trains(env, method, penalty, tmp_path, ray_address):
     assert_dapo_sampling(run, every_group_evicted=not penalty)
 
 
-# DAPO with the remaining methods (none and spear are in test_environment_trains, epo in its resume test;
-# GRPO with EMPG and AEM in the sweep at the end).
+# DAPO with the remaining methods (none and spear are in test_environment_trains, epo in its resume test,
+# empg on the user's environment below; GRPO with EMPG and AEM in the sweep at the end).
 # AEM trains LoRA adapters (model.lora_rank=8) instead of the whole model: AEM's checks concern the
 # advantages, which LoRA leaves as they are, and the run also shows verl's LoRA end to end on the CPU (the
 # reference is the base model, vLLM serves base + adapters, the adapters are saved with the checkpoint).
 @pytest.mark.parametrize(
     ("method", "env", "penalty", "expected", "lora"),
     [
-        ("empg", "alfworld", False, ("method/empg/g/mean", "method/empg/adv_change_abs_mean"), False),
         ("aem", "webshop", True, ("method/aem/alpha/mean", "method/aem/adv_change_abs_mean"), True),
     ],
 )
@@ -87,3 +86,33 @@ def test_dapo_trains_with_every_method(method, env, penalty, expected, lora, tmp
         assert run["steps"][0]["data"]["actor/grad_norm"] > 0
         meta = tmp_path / "checkpoints" / "global_step_1" / "actor" / "lora_train_meta.json"
         assert json.loads(meta.read_text())["r"] == 8
+
+
+def test_an_environment_from_the_users_package_trains_with_dapo_and_empg(tmp_path, ray_address):
+    """The user's own environment (tests/e2e/user_env.py, a corridor game with three task types), chosen
+    from the user's own config folder (``--config-dir tests/e2e/user_conf env=corridor``, its yaml naming the
+    class by ``_target_``); agent_rl names it nowhere. Its class is imported by path in the driver, the
+    trainer, the agent-loop worker and every environment actor. Two steps of DAPO with EMPG (no invalid-
+    action penalty: every group without a success is evicted), then a validation whose success comes per
+    task type of the user's environment."""
+    run = run_agent_rl(
+        tmp_path,
+        "--config-dir=tests/e2e/user_conf",
+        "env=corridor",
+        "algo=dapo",
+        "method=empg",
+        "logger=console",
+        "trainer.total_training_steps=2",
+        "trainer.test_freq=2",
+        "trainer.save_freq=-1",
+        NO_PENALTY,
+        ray_address=ray_address,
+    )
+    assert [s["step"] for s in run["steps"]] == [1, 2]
+    assert_finite(run, required=("method/empg/g/mean", "actor/pg_loss", "env/success_rate"))
+    assert_dapo_sampling(run, every_group_evicted=True)
+    for step in run["steps"]:
+        assert step["data"]["method/empg/adv_change_abs_mean"] > 0
+    validated = run["steps"][-1]["data"]
+    types = {key.split("/")[2] for key in validated if key.startswith("val-aux/corridor/")}
+    assert {"reach", "fetch", "unlock"} <= types, sorted(validated)

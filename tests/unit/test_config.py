@@ -156,3 +156,34 @@ def test_grpo_statistics_default_to_verl_agents(hydra_ctx, algo):
     cfg = compose("config", overrides=[f"algo={algo}"])
     assert cfg.algo.group_stats == "step_rows"
     train.check_algo(cfg)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["env._target_=no_such_package.envs.Maze"],
+            r"env._target_=no_such_package.envs.Maze does not import",
+        ),
+        (["env._target_=collections.OrderedDict"], r"OrderedDict'> is not an environment: subclass agent_rl"),
+        (
+            ["env.val_split=nope"],
+            r"env=alfworld has no split env.val_split='nope'; valid: train, valid_seen, valid_",
+        ),
+        (
+            ["env=frozenlake", "env.history_length=null"],
+            r"env=frozenlake lacks env.history_length; set them in",
+        ),
+        (["env=nethack"], r"unknown env='nethack'; valid choices: alfworld, arith, frozenlake, scienceworld"),
+    ],
+)
+def test_an_environment_that_will_not_run_is_refused_in_one_sentence(hydra_ctx, overrides, message):
+    """Before Ray starts: a class path that does not import or is not an environment, a split the
+    environment does not have (naming the valid ones), a key the agent loop reads left unset."""
+    if overrides[0].startswith("env=nethack"):
+        with pytest.raises(train.ConfigError, match=message) as err:
+            train.check_choices({"env": "nethack"})
+    else:
+        with pytest.raises(train.ConfigError, match=message) as err:
+            train.check_environment(compose("config", overrides=overrides))
+    assert "\n" not in str(err.value) and str(err.value).count(". ") == 0

@@ -334,7 +334,7 @@ def test_a_data_variable_without_its_data_is_refused(
 ):
     monkeypatch.setenv(variable, str(tmp_path))
     with pytest.raises(train.ConfigError, match=message) as err:
-        train.check_environment_data(compose("config", overrides=[f"env={env}"]))
+        train.check_environment(compose("config", overrides=[f"env={env}"]))
     assert one_sentence(str(err.value))
 
 
@@ -343,11 +343,11 @@ def test_alfworlds_own_default_folder_means_the_shipped_games(hydra_ctx, monkeyp
     every process that ever played ALFWorld (the test process too, after the environment tests): that is
     not a folder the user chose, so it is not refused."""
     monkeypatch.setenv("ALFWORLD_DATA", os.path.expanduser("~/.cache/alfworld"))
-    train.check_environment_data(compose("config", overrides=["env=alfworld"]))
+    train.check_environment(compose("config", overrides=["env=alfworld"]))
 
 
 def test_scienceworld_without_java_says_how_to_install_it(hydra_ctx, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no java on it
     with pytest.raises(train.ConfigError, match=r"no `java` is on PATH; install a Java runtime") as err:
-        train.check_environment_data(compose("config", overrides=["env=scienceworld"]))
+        train.check_environment(compose("config", overrides=["env=scienceworld"]))
     assert one_sentence(str(err.value))

@@ -216,13 +216,13 @@ def missing_parts(cls: Any) -> str | None:
         return (
             None
             if "table_rows" not in getattr(cls, "__abstractmethods__", ())
-            else (f"{cls.__qualname__} lacks table_rows (the rows of its task tables).")
+            else (f"{cls.__name__} lacks table_rows (the rows of its task tables).")
         )
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
-        return f"{cls.__qualname__} lacks {', '.join(missing)} (see agent_rl.envs.api.Environment)."
+        return f"{cls.__name__} lacks {', '.join(missing)} (see agent_rl.envs.api.Environment)."
     if not cls.splits and cls.valid_splits.__func__ is Environment.valid_splits.__func__:
-        return f"{cls.__qualname__} declares no splits (the split names a config may choose)."
+        return f"{cls.__name__} declares no splits (the split names a config may choose)."
     return None
 
 

@@ -134,12 +134,15 @@ def test_data_and_cache_variables_are_forwarded(hydra_ctx, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("VERL_PLATFORM", raising=False)
     env = train._runtime_env_vars(compose("config", overrides=["cluster=8gpu"]))
-    assert {k: env[k] for k in ("ALFWORLD_DATA", "WEBSHOP_DATA", "HF_HOME", "HF_HUB_OFFLINE")} == {
+    assert {k: env[k] for k in ("ALFWORLD_DATA", "HF_HOME", "HF_HUB_OFFLINE")} == {
         "ALFWORLD_DATA": "/data/alfworld",
-        "WEBSHOP_DATA": "/data/webshop",
         "HF_HOME": "/data/hf",
         "HF_HUB_OFFLINE": "1",
     }
+    # each environment's own variables (its class's data_variables), not another's
+    assert "WEBSHOP_DATA" not in env
+    webshop = train._runtime_env_vars(compose("config", overrides=["cluster=8gpu", "env=webshop"]))
+    assert webshop["WEBSHOP_DATA"] == "/data/webshop" and "ALFWORLD_DATA" not in webshop
     assert "VERL_PLATFORM" not in env
     assert train._runtime_env_vars(compose("config"))["VERL_PLATFORM"] == "cpu"
 

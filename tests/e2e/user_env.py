@@ -9,7 +9,8 @@ The agent stands in room 0 of a corridor of ``rooms`` rooms; a key lies in one r
 
 Actions: ``go left``, ``go right``, ``take key``, ``open door``, ``look`` (the admissible ones are listed
 every turn). Task ``i`` of a split is deterministic: its type is ``TYPES[i % 3]`` and its key's room is
-seeded by the split and ``i``. Reward 1 on success; the episode ends on success or after ``max_steps`` actions.
+seeded by the split and ``i``. Reward 1 on success; the episode ends on success or after ``max_steps``
+actions.
 """
 
 from __future__ import annotations

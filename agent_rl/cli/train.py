@@ -73,8 +73,7 @@ WANDB_VARIABLES = (
 )
 # When this job was launched (seconds since the epoch), for the start-up times the trainer logs at its first
 # step (agent_rl.training.trainer.startup_metrics): the process's own start for the first job of a process,
-# the
-# job's start for a multirun's later jobs.
+# the job's start for a multirun's later jobs.
 LAUNCH_VARIABLE = "AGENT_RL_LAUNCH_TIME"
 # The variables a job sets for itself (prepare, _setup_wandb, agent_rl.training.platform.cpu.activate).
 JOB_VARIABLES = (

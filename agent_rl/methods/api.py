@@ -2,8 +2,7 @@ r"""The method API: one object per method, registered by name, whose hooks the t
 
 A method subclasses :class:`Method` and overrides the hooks it needs; the trainer
 (`agent_rl.training.trainer.AgentTrainer`) calls every hook of every method of the run, in the order the run
-lists
-them, and names no method itself. The hooks, in the order of one training step:
+lists them, and names no method itself. The hooks, in the order of one training step:
 
 ==========================  ==============================================================================
 hook                        called / composes as

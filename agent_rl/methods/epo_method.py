@@ -1,6 +1,5 @@
 """EPO's wiring (the maths: `agent_rl.methods.epo`; the loss: `agent_rl.methods.losses.epo_actor_loss`; the
-page:
-docs/methods/epo.md).
+page: docs/methods/epo.md).
 
 - ``actor_loss``: verl's PPO loss plus EPO's regulariser on the live entropy of the update's forward pass;
 - ``after_advantages``: each row's trajectory and turn ids and its history reference, for the loss; this

@@ -1,6 +1,5 @@
 """SPEAR's wiring (the maths: `agent_rl.methods.spear`; the rows: `agent_rl.methods.replay.SpearReplay`; the
-loss:
-`agent_rl.methods.losses.spear_actor_loss`; the page: docs/methods/spear.md).
+loss: `agent_rl.methods.losses.spear_actor_loss`; the page: docs/methods/spear.md).
 
 - ``transform_outcome``: the tool-call bonus ``R + mu_t min(1, 0.1 n_calls)`` (every environment action
   is a tool call: the episode length);

@@ -6,8 +6,7 @@
 
 It reads each run's ``metrics.jsonl`` (with the earlier launches of a resumed run, ``metrics.N.jsonl``)
 and its saved trajectories (``trajectories/step_N.json``, `agent_rl.training.trajectories`), and writes PNG
-plots
-(`agent_rl.report.plots`), ``plots.json`` (the numbers each plot shows) and ``index.html``
+plots (`agent_rl.report.plots`), ``plots.json`` (the numbers each plot shows) and ``index.html``
 (`agent_rl.report.page`). A folder that holds runs (a sweep's) stands for them.
 """
 

@@ -16,8 +16,7 @@ Output layout (verl-agent's, on which EPO, EMPG, AEM and SPEAR trained): ``list[
 step, each with that step's prompt as ``prompt_ids`` and that turn's tokens as the response. Every step
 carries the trajectory's outcome reward ``success_reward * won`` as ``reward_score``; the invalid-action
 penalty of a step is in its ``extra_fields["step_penalty"]`` and applied by `agent_rl.training.trainer` (verl
-copies
-the final step's ``reward_score`` onto all earlier steps, so a per-step score cannot travel there).
+copies the final step's ``reward_score`` onto all earlier steps, so a per-step score cannot travel there).
 """
 
 from __future__ import annotations

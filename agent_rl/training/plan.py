@@ -41,8 +41,8 @@ from typing import Any
 GIB = 2**30
 
 # Our allowances (estimates): per CUDA process on a GPU (context, NCCL buffers, allocator slack), vLLM's
-# activation workspace while it generates and what it keeps asleep (context, CUDA graphs), the host memory
-# of one GPU's worker processes (torch + CUDA libraries of the trainer and of the vLLM worker) and of one
+# activation workspace while it generates and what it keeps asleep (context, CUDA graphs), the host memory of
+# one GPU's worker processes (torch + CUDA libraries of the trainer and of the vLLM worker) and of one
 # agent-loop worker.
 GPU_PROCESS_GB = 1.5
 VLLM_WORKSPACE_GB = 1.5

@@ -2,8 +2,8 @@
 
 Each training row is one environment step (`agent_rl.rollout.agent_loop`); its ``extra_fields`` say which
 trajectory and turn it belongs to, whether its action was valid, and how the episode ended. verl's own
-advantage step sees only ``rm_scores`` (the outcome, copied onto every step by verl). Here, before verl's
-step runs:
+advantage step sees only ``rm_scores`` (the outcome, copied onto every step by verl). Here, before verl's step
+runs:
 
 1. each row's score becomes ``R - p·[invalid]`` at its last response token (what verl-agent's reward
    manager and ``apply_invalid_action_penalty`` produce), so critic-based estimators (``gae``) and verl's

@@ -6,8 +6,8 @@ vLLM's worker processes. Registrations made here are therefore visible everywher
 
 verl 0.9.1 swallows any exception raised while loading a plugin (logged at DEBUG, verl/__init__.py),
 which would leave a run silently without our platform or estimators. ``_load`` therefore reports a
-failure on stderr and raises ``PluginLoadError``, a ``BaseException`` that verl's ``except Exception``
-does not catch.
+failure on stderr and raises ``PluginLoadError``, a ``BaseException`` that verl's ``except Exception`` does
+not catch.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ class PluginLoadError(BaseException):
 
 
 def _load() -> None:
-    # The CPU platform registers and activates itself on import. The switch is read here, not from the
-    # module: `import agent_rl.training.platform.cpu` imports verl, which imports this plugin while that
-    # module is
+    # The CPU platform registers and activates itself on import. The switch is read here, not from the module:
+    # `import agent_rl.training.platform.cpu` imports verl, which imports this plugin while that module is
     # still half-initialised.
     if os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu":
         importlib.import_module("agent_rl.training.platform.cpu")
@@ -108,11 +107,10 @@ def install_trainer() -> None:
     """Make verl's "sync" trainer mode build `agent_rl.training.trainer.AgentTrainer` in this process.
 
     Called by `agent_rl.training.runner.TaskRunner` inside the TaskRunner actor, where verl looks the trainer
-    up
-    (``get_trainer_cls(trainer.v1.trainer_mode)``). The name stays "sync" on purpose: verl 0.9.1 compares
-    ``trainer_mode == "sync"`` in several places (replay buffer, dataloader, checkpoints), so a new name
-    would silently switch those to async behaviour. ``register_trainer`` refuses to re-register a name,
-    hence the direct registry entry.
+    up (``get_trainer_cls(trainer.v1.trainer_mode)``). The name stays "sync" on purpose: verl 0.9.1 compares
+    ``trainer_mode == "sync"`` in several places (replay buffer, dataloader, checkpoints), so a new name would
+    silently switch those to async behaviour. ``register_trainer`` refuses to re-register a name, hence the
+    direct registry entry.
     """
     from verl.trainer.ppo.v1 import trainer_base
 

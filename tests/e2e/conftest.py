@@ -76,8 +76,7 @@ def run_agent_rl(
     cwd: Path | None = None,
 ) -> dict:
     """Run `agent-rl` (or another entry point of ours, e.g. ``agent_rl.cli.evaluate``) into ``out``; return
-    its
-    stdout, stderr and the per-step metrics it logged. With ``cwd``, the run folder is agent-rl's own
+    its stdout, stderr and the per-step metrics it logged. With ``cwd``, the run folder is agent-rl's own
     (``outputs/<run_name>`` under ``cwd``), and ``out`` says where that is."""
     env = dict(os.environ)
     env.pop("WANDB_API_KEY", None)

@@ -269,8 +269,7 @@ def test_relaunching_a_finished_run_says_so_and_starts_nothing(hydra_ctx, tmp_pa
 # ---- verl on the GPU path, run on the CPU ----------------------------------------------------------------
 def test_the_critic_loads_with_the_configured_attention():
     """verl's load_valuehead_model hard-codes flash_attention_2; agent_rl.training.verl_plugin makes it take
-    the
-    config's choice, so PPO's critic loads without flash-attn (here: the tiny model with SDPA)."""
+    the config's choice, so PPO's critic loads without flash-attn (here: the tiny model with SDPA)."""
     from transformers import AutoConfig
     from verl.utils.model import load_valuehead_model
 

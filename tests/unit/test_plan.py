@@ -1,6 +1,6 @@
 """The memory planner (agent_rl.training.plan): parameter counts against the published models, the papers'
-setups on
-8 x 80 GiB, 7B on one GPU refused with the knob that fixes it, and each kind of refusal in one sentence.
+setups on 8 x 80 GiB, 7B on one GPU refused with the knob that fixes it, and each kind of refusal in one
+sentence.
 
 The expected GiB below are the planner's own sums, written out so that a change to a formula shows up
 here; the few that are checked by hand say so."""

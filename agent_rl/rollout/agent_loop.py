@@ -22,6 +22,7 @@ copies the final step's ``reward_score`` onto all earlier steps, so a per-step s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -65,6 +66,12 @@ def _pool_for(env_cfg: dict[str, Any], config: Any) -> EnvPool:
     return _POOLS[key]
 
 
+def request_seed(key: str) -> int:
+    """vLLM's per-request sampling seed for ``key`` (a validation row's spec, member and turn): 32 bits of
+    its SHA-256, the same in every process and run."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
+
+
 class EnvAgentLoop(AgentLoopBase):
     """Plays one episode of ``config.env`` and returns one `AgentLoopOutput` per environment step."""
 
@@ -77,6 +84,9 @@ class EnvAgentLoop(AgentLoopBase):
         self.history_length = int(self.env_cfg["history_length"])
         self.success_reward = float(self.env_cfg["success_reward"])
         self.invalid_action_penalty = float(self.env_cfg["invalid_action_penalty"])
+        # validation samples seeded per (task, member, turn): the same weights validate alike (env.val_seeded)
+        self.val_seeded = bool(self.env_cfg.get("val_seeded", True))
+        self.seed = int(self.config.get("seed", 0) or 0)
         self.prompt_length = int(self.rollout_config.prompt_length)
         self.response_length = int(self.rollout_config.response_length)
 
@@ -84,6 +94,9 @@ class EnvAgentLoop(AgentLoopBase):
         spec = json.loads(kwargs["env_spec"])
         trajectory_id = f"{kwargs['uid']}_{kwargs.get('session_id', 0)}"
         pool = _pool_for(self.env_cfg, self.config)
+        extra_info = kwargs.get("extra_info")
+        seeded = self.val_seeded and isinstance(extra_info, dict) and extra_info.get("table") == "val"
+        seed_key = f"{kwargs['env_spec']}|{kwargs.get('session_id', 0)}|{self.seed}" if seeded else None
         steps: list[dict[str, Any]] = []
         history: list[tuple[str, str]] = []
         done, won, score, env_failed = False, False, 0.0, False
@@ -93,7 +106,10 @@ class EnvAgentLoop(AgentLoopBase):
             inputs = None  # what of each info the prompt shows (the environment's turn_inputs)
             for turn in range(self.max_steps):
                 inputs = self.env_cls.turn_inputs(info, inputs)
-                step = await self._generate(sampling_params, task, turn, history, observation, inputs)
+                params = sampling_params
+                if seed_key is not None:
+                    params = {**sampling_params, "seed": request_seed(f"{seed_key}|{turn}")}
+                step = await self._generate(params, task, turn, history, observation, inputs)
                 parsed = parse_action(step.pop("text"), self.env_name)
                 next_observation, _, done, info = await env.step(parsed.action)
                 step.update(

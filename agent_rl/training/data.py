@@ -26,7 +26,11 @@ from agent_rl.models.tiny_model import cache_root
 AGENT_NAME = "agent_rl_env"
 
 
-def _row(env: str, spec: dict[str, Any], task_type: str, index: int) -> dict[str, Any]:
+# Bumped when the rows change shape (part of the tables' cache key). 2: extra_info["table"].
+TABLE_VERSION = 2
+
+
+def _row(env: str, spec: dict[str, Any], task_type: str, index: int, table: str) -> dict[str, Any]:
     spec = {"name": env, **spec}
     return {
         "data_source": f"{env}/{task_type}",
@@ -34,12 +38,15 @@ def _row(env: str, spec: dict[str, Any], task_type: str, index: int) -> dict[str
         "prompt": [{"role": "user", "content": f"{env} task {json.dumps(spec, sort_keys=True)}"}],
         "env_spec": json.dumps(spec, sort_keys=True),
         "ability": "agent",
-        "extra_info": {"index": index, "task_type": task_type},
+        "extra_info": {"index": index, "task_type": task_type, "table": table},
     }
 
 
-def env_rows(env_cfg: dict[str, Any], split: str, limit: int | None, seed: int) -> list[dict[str, Any]]:
-    """Rows for one split of a multi-turn environment; ``limit`` keeps a seeded sample of that many."""
+def env_rows(
+    env_cfg: dict[str, Any], split: str, limit: int | None, seed: int, table: str = "train"
+) -> list[dict[str, Any]]:
+    """Rows for one split of a multi-turn environment; ``limit`` keeps a seeded sample of that many; ``table``
+    ("train" or "val") tells the agent loop which table a row is from (validation may be seeded)."""
     cls = env_class(env_spec(env_cfg))
     name = env_cfg["name"]
     kwargs = dict(env_cfg.get("env_kwargs") or {})
@@ -48,7 +55,7 @@ def env_rows(env_cfg: dict[str, Any], split: str, limit: int | None, seed: int) 
         raise ValueError(f"{name} split {split!r} has no tasks")
     if limit is not None and limit < len(specs):
         specs = random.Random(f"{name}-{split}-{seed}").sample(specs, limit)
-    return [_row(name, spec, task_type, i) for i, (spec, task_type) in enumerate(specs)]
+    return [_row(name, spec, task_type, i, table) for i, (spec, task_type) in enumerate(specs)]
 
 
 def split_rows(env_cfg: dict[str, Any], which: str, seed: int) -> list[dict[str, Any]]:
@@ -59,7 +66,7 @@ def split_rows(env_cfg: dict[str, Any], which: str, seed: int) -> list[dict[str,
     limit = env_cfg.get(f"max_{which}_tasks")
     if which == "val" and env_cfg.get("val_protocol") == "epo":
         limit = None  # every task of the split; each evaluation draws its own (AgentTrainer._validate)
-    return env_rows(env_cfg, env_cfg[f"{which}_split"], limit, seed)
+    return env_rows(env_cfg, env_cfg[f"{which}_split"], limit, seed, which)
 
 
 def _write(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -76,7 +83,9 @@ def build_tables(env_cfg: dict[str, Any], seed: int) -> tuple[str, str]:
     """Write (or reuse) the train and validation tables of ``env_cfg``; return their paths."""
     variables = env_class(env_spec(env_cfg)).data_variables
     sources = {var: os.environ.get(var) for var in variables}
-    fingerprint = json.dumps({"env": env_cfg, "seed": seed, "sources": sources}, sort_keys=True)
+    fingerprint = json.dumps(
+        {"env": env_cfg, "seed": seed, "sources": sources, "version": TABLE_VERSION}, sort_keys=True
+    )
     key = hashlib.sha256(fingerprint.encode()).hexdigest()[:10]
     folder = cache_root() / "data" / env_cfg["name"]
     train, val = folder / f"train-{key}.parquet", folder / f"val-{key}.parquet"

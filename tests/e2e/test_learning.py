@@ -7,16 +7,16 @@ process of its own (a fixture each, so that no single test carries both), traine
 validates the same ``env.max_val_tasks`` test maps before training
 (``trainer.val_before_train``) and after its last step, so start and end come from one process.
 
-Margin, measured on this 2-core machine (runs in recipes/laptop/README.md), validation success on the 32
-test maps before -> after 4 steps at lr 5e-4: seed 0 0.00 -> 0.28 (+0.28), seed 1 0.13 -> 0.38 (+0.25),
-seed 2 0.06 -> 0.47 (+0.41); and seed 0 in a fresh-clone CI run 0.09 -> 0.22 (+0.125). Lifts +0.125 to
-+0.41 over these four runs. The lr=0 control went 0.06 -> 0.03 (-0.03) and 0.0 -> 0.03 (+0.03): the same
-weights score within about 2 maps (0.06) of each other between two evaluations, since validation samples
-at temperature 0.4. The margin, +0.10 (~3 maps), sits 0.025 below the smallest lift seen and 0.07 above
-the control's largest move. Seed 0 lifted +0.28 once and +0.125 once (the second run built its lesson
-model at launch, the first used a model built ahead; which difference moved it is not pinned down). The
-two runs take ~6.5 minutes (two start-ups of ~1.5 minutes, 4 steps of ~23 s each, two validations each),
-plus ~1 minute to build the lesson's model on a fresh cache.
+Validation is seeded (``env.val_seeded``, the default): each validation request samples with a vLLM seed
+derived from its task, group member and turn, so the same weights validate alike and start and end differ
+only by what training changed. Measured with seeded validation (this 2-core machine): the lr=0 control
+0.156 -> 0.156 (+0.00), the learning run 0.156 -> 0.344 (+0.19), both starting from the same 0.156 (the
+same initial weights and seeds). Before validation was seeded (temperature 0.4, unseeded) the control moved
+by up to +0.125 (4 of 32 maps) in a `make test` run, above the +0.10 margin, and the lifts measured were
++0.125 to +0.41 (recipes/laptop/README.md): the margin sat inside the noise of two unseeded evaluations.
+The margin, +0.10 (~3 maps), stays; the control can still move by a map where vLLM's batching changes a
+logit's last bits. The two runs take ~6 minutes (two start-ups of ~1.5 minutes, 4 steps of ~23 s each, two
+validations each), plus ~1 minute to build the lesson's model on a fresh cache.
 """
 
 from __future__ import annotations

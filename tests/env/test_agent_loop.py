@@ -31,10 +31,11 @@ class ScriptedServer:
     """Stands in for verl's LLM server client: replays a fixed list of answers, recording the prompts."""
 
     def __init__(self, tokenizer, answers: list[str]):
-        self.tokenizer, self.answers, self.prompts = tokenizer, list(answers), []
+        self.tokenizer, self.answers, self.prompts, self.params = tokenizer, list(answers), [], []
 
     async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs) -> TokenOutput:
         self.prompts.append(self.tokenizer.decode(prompt_ids))
+        self.params.append(dict(sampling_params))
         ids = self.tokenizer.encode(self.answers.pop(0) + "<|im_end|>")
         return TokenOutput(token_ids=ids, log_probs=[-0.5] * len(ids), extra_fields={"min_global_steps": 0})
 
@@ -53,7 +54,7 @@ def setup(ray_local):
     return cfg, tokenizer, rows
 
 
-def play(cfg, tokenizer, row, answers):
+def play(cfg, tokenizer, row, answers, session_id=3):
     server = ScriptedServer(tokenizer, answers)
 
     async def episode():  # built inside the event loop, as verl's agent-loop worker does
@@ -66,7 +67,13 @@ def play(cfg, tokenizer, row, answers):
             data_config=DictConfigWrap(cfg.data),
             hf_model_type="qwen2",
         )
-        return await loop.run({"temperature": 1.0}, uid="u1", session_id=3, env_spec=row["env_spec"])
+        return await loop.run(
+            {"temperature": 1.0},
+            uid="u1",
+            session_id=session_id,
+            env_spec=row["env_spec"],
+            extra_info=row["extra_info"],
+        )
 
     return asyncio.run(episode()), server
 
@@ -146,3 +153,26 @@ def test_long_prompts_are_cut_to_the_prompt_length_and_flagged(setup):
     assert all(o.extra_fields["prompt_truncated"] for o in outputs)
     # the end of the prompt (the instruction) is what is kept
     assert server.prompts[0].endswith("<|im_start|>assistant\n")
+
+
+def test_validation_rows_sample_with_a_seed_per_task_member_and_turn(setup):
+    """A validation row's requests carry vLLM seeds derived from its spec, group member and turn (the same in
+    every evaluation, so the same weights validate alike); training rows carry none (the control);
+    ``env.val_seeded=false`` turns it off."""
+    cfg, tokenizer, rows = setup
+    val_row = env_rows(dict(cfg.env), "valid_seen", None, seed=0, table="val")[0]
+    answers = ["<think>x</think><action>look</action>"] * 2
+    capped = cfg.copy()
+    capped.env.max_steps = 2
+    _, first = play(capped, tokenizer, val_row, list(answers))
+    _, again = play(capped, tokenizer, val_row, list(answers))
+    _, other_member = play(capped, tokenizer, val_row, list(answers), session_id=4)
+    seeds = [p["seed"] for p in first.params]
+    assert len(seeds) == 2 and len(set(seeds)) == 2  # one per turn
+    assert [p["seed"] for p in again.params] == seeds
+    assert not set(seeds) & {p["seed"] for p in other_member.params}
+    _, training = play(capped, tokenizer, rows[0], list(answers))
+    assert all("seed" not in p for p in training.params)
+    capped.env.val_seeded = False
+    _, unseeded = play(capped, tokenizer, val_row, list(answers))
+    assert all("seed" not in p for p in unseeded.params)

@@ -17,7 +17,7 @@ part                           what it declares
 ``turn_inputs(info, last)``    classmethod: what of an ``info`` the prompt shows (admissible actions, ...)
 ``max_prompt_chars``           a history prompt longer than this falls back to the no-history one
 ``answer``                     `AnswerFormat`: ``<think>…</think><action>…</action>`` and its conventions
-``ram_per_env_gb``             host RAM per environment actor (the planner reads ``env.ram_per_env_gb``)
+``ram_per_env_gb``             host RAM per actor (the planner: ``env.ram_per_env_gb``, else this)
 ``data_variables``             environment variables every Ray worker needs as the driver has them
 ``check(config)``              classmethod, in the driver before Ray starts: a one-sentence refusal or None
 ``paper_splits``,              the splits the papers call "iid" and "ood", and whether they report a score
@@ -25,9 +25,9 @@ part                           what it declares
 ``reset``, ``step``, ``close``  the simulator, inside a Ray actor (`agent_rl.envs.pool`)
 ``lesson_corpus``,             optional classmethods: text for the tiny model's tokenizer and one example of
 ``lesson_example(rng)``        the format lesson (``model.lesson=<env name>``)
-``multi_turn``                 False for a single-turn task answered once (``arith``): verl's own agent loop
-                               and a reward function (``table_rows``, ``reward_function``) stand in for the
-                               simulator
+``multi_turn``                 False for a single-turn task answered once (``arith``, a `SingleTurn`): its
+                               ``table_rows``, verl's own agent loop and the reward function its yaml names
+                               stand in for the simulator
 =============================  ==========================================================================
 
 Config: ``env=<name>`` picks a registered class (``conf/env/<name>.yaml`` holds its settings);

@@ -17,8 +17,8 @@ by up to +0.125 (4 of 32 maps) in a `make test` run, above the +0.10 margin, and
 The margin is +0.0625 (2 maps): the seeded control cannot reach it (it can still move by a map where
 vLLM's batching changes a logit's last bits), and training's own noise stays: two seeded `make test` runs
 lifted +0.19 and +0.094 (the second under a load that made the whole suite ~40% slower), where the earlier
-+0.10 margin failed the second. The two runs take ~6 minutes (two start-ups of ~1.5 minutes, 4 steps of ~23 s each, two
-validations each), plus ~1 minute to build the lesson's model on a fresh cache.
++0.10 margin failed the second. The two runs take ~6 minutes (two start-ups of ~1.5 minutes, 4 steps of
+~23 s each, two validations each), plus ~1 minute to build the lesson's model on a fresh cache.
 """
 
 from __future__ import annotations

@@ -185,29 +185,7 @@ class ALFWorldEnv(Environment):
     def task_count(self, split: str) -> int | None:
         return len(self.games(split))
 
-    @classmethod
-    def prompt(
-        cls,
-        task,
-        step,
-        history,
-        observation,
-        admissible_actions,
-        history_length,
-        *,
-        max_entry_chars=DEFAULT_MAX_ENTRY_CHARS,
-        max_action_chars=DEFAULT_MAX_ACTION_CHARS,
-    ):
-        return turn_prompt(
-            task,
-            step,
-            history,
-            observation,
-            admissible_actions,
-            history_length,
-            max_entry_chars=max_entry_chars,
-            max_action_chars=max_action_chars,
-        )
+    prompt = staticmethod(turn_prompt)  # the module's templates, above
 
     @classmethod
     def check(cls, config: Any) -> str | None:

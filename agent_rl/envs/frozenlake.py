@@ -164,29 +164,7 @@ class FrozenLakeEnv(Environment):
         size = check_size(env_kwargs.get("size", 4))
         return [({"split": split, "task_id": s["task_id"]}, f"{size}x{size}") for s in split_specs(split)]
 
-    @classmethod
-    def prompt(
-        cls,
-        task,
-        step,
-        history,
-        observation,
-        admissible_actions,
-        history_length,
-        *,
-        max_entry_chars=DEFAULT_MAX_ENTRY_CHARS,
-        max_action_chars=DEFAULT_MAX_ACTION_CHARS,
-    ):
-        return turn_prompt(
-            task,
-            step,
-            history,
-            observation,
-            admissible_actions,
-            history_length,
-            max_entry_chars=max_entry_chars,
-            max_action_chars=max_action_chars,
-        )
+    prompt = staticmethod(turn_prompt)  # the module's templates, above
 
     @classmethod
     def lesson_corpus(cls) -> list[str]:

@@ -349,31 +349,7 @@ class ScienceWorldEnv(Environment):
         actions = templates if templates else list(info.get("admissible_actions") or [])
         return {"admissible_actions": actions, "objects": info.get("objects", (last or {}).get("objects"))}
 
-    @classmethod
-    def prompt(
-        cls,
-        task,
-        step,
-        history,
-        observation,
-        admissible_actions,
-        history_length,
-        *,
-        objects=None,
-        max_entry_chars=DEFAULT_MAX_ENTRY_CHARS,
-        max_action_chars=DEFAULT_MAX_ACTION_CHARS,
-    ):
-        return turn_prompt(
-            task,
-            step,
-            history,
-            observation,
-            admissible_actions,
-            history_length,
-            objects=objects,
-            max_entry_chars=max_entry_chars,
-            max_action_chars=max_action_chars,
-        )
+    prompt = staticmethod(turn_prompt)  # the module's templates, above
 
     @classmethod
     def check(cls, config: Any) -> str | None:

@@ -60,6 +60,7 @@ BUILTIN = {
     "webshop": "agent_rl.envs.webshop.env.WebShopEnv",
     "frozenlake": "agent_rl.envs.frozenlake.FrozenLakeEnv",
     "arith": "agent_rl.envs.arith.Arith",
+    "math_python": "agent_rl.envs.math_python.MathPython",
 }
 ENV_REGISTRY: dict[str, type[Environment]] = {}
 ALIASES = {"sciworld": "scienceworld"}  # verl-agent's and EPO's name
@@ -187,6 +188,49 @@ class SingleTurn(Environment):
 
     def step(self, action: str) -> tuple[str, float, bool, Info]:
         raise TypeError(f"{type(self).__name__} is single-turn: it has no simulator")
+
+
+class ToolEnvironment(Environment):
+    """An environment whose model calls tools (`agent_rl.envs.tools`): the conversation is whole (every turn
+    stays in the context), the tools reach the model through the chat template's ``tools=``, and the answer
+    format is Hermes tool calls plus a final ``<answer>…</answer>`` (`agent_rl.envs.tools.calls`).
+
+    - ``tools``: OpenAI function schemas (``{"type": "function", "function": {"name", "description",
+      "parameters"}}``); ``counted_tool`` names the tool whose calls SPEAR's tool-call bonus counts;
+    - ``messages(task, info)``: the conversation's first messages (system and user);
+    - ``reset(spec) -> (observation, info)``: the observation is the task's text (``info["task"]``);
+    - ``step(turn)`` takes a parsed `agent_rl.envs.tools.calls.ToolTurn` and returns ``(results, reward,
+      done, info)`` with ``results`` one text per call of ``turn.calls``, in order; a turn with an answer
+      ends the episode (``info["won"]``: the answer is right).
+    The agent loop sends ``turn.errors`` back itself, as tool messages after the results.
+    """
+
+    tools: ClassVar[tuple[dict[str, Any], ...]] = ()
+    counted_tool: ClassVar[str | None] = None
+
+    @classmethod
+    @abc.abstractmethod
+    def messages(cls, task: str, info: Info) -> list[dict[str, str]]:
+        """The first messages of the conversation (system, user) for the task ``task``."""
+
+    @classmethod
+    def prompt(
+        cls,
+        task: str,
+        step: int,
+        history,
+        observation: str,
+        admissible_actions,
+        history_length: int,
+        *,
+        max_entry_chars: int | None = None,
+        max_action_chars: int | None = None,
+    ):
+        raise TypeError(f"{cls.__name__} is a tool environment: its prompt is the conversation (messages)")
+
+    @abc.abstractmethod
+    def step(self, turn: Any) -> tuple[list[str], float, bool, Info]:  # type: ignore[override]
+        """Run ``turn.calls`` (a `ToolTurn`); never raises on a malformed call."""
 
 
 def register_env(name: str) -> Callable[[type[Environment]], type[Environment]]:

@@ -322,6 +322,9 @@ ENV_REQUIRED = (
 )
 
 
+ROW_LAYOUTS = ("step", "trajectory")  # agent.rows (agent_rl/rollout/agent_loop.py)
+
+
 def check_environment(cfg: DictConfig) -> None:
     """The environment's class imports (``env._target_`` for a user's own), is an environment, has the
     keys the agent loop reads and the splits the config names; then its own check of this machine (data
@@ -349,6 +352,9 @@ def check_environment(cfg: DictConfig) -> None:
             raise ConfigError(
                 f"env={cfg.env.name} has no split env.{key}={cfg.env[key]!r}; valid: {', '.join(valid)}."
             )
+    rows = str((cfg.get("agent") or {}).get("rows", "step"))
+    if rows not in ROW_LAYOUTS:
+        raise ConfigError(f"agent.rows={rows!r} is not a row layout; valid: {', '.join(ROW_LAYOUTS)}.")
     refusal = cls.check(cfg)
     if refusal:
         raise ConfigError(refusal)

@@ -45,6 +45,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from agent_rl.rows import segments
+from agent_rl.rows.segments import Segments
 from agent_rl.rows.step_rows import StepRows
 
 METHOD_REGISTRY: dict[str, type[Method]] = {}
@@ -99,6 +101,12 @@ class StepBatch:
     ``entropy (rows, T)`` the old policy's token entropy when a method ``needs_entropy`` (else None);
     ``responses (rows, T_r)`` token ids when a method ``needs_responses``; ``extra`` each row's
     ``extra_fields``; ``step`` the training step (1-based); ``metrics`` the step's metrics, to add to.
+
+    With ``agent.rows=trajectory`` the batch's rows are whole episodes, and a step here is one turn segment of
+    one (``segments``, `agent_rl.rows.segments`): a method sees the same step rows in both layouts.
+    ``to_rows``, ``per_row`` and ``on_steps`` move values between the steps and the batch's own rows
+    (identities in the step layout); a method that keeps per-row state of the batch (SPEAR's replay) uses
+    ``per_row``.
     """
 
     rows: StepRows
@@ -109,6 +117,54 @@ class StepBatch:
     responses: torch.Tensor | None
     step: int
     metrics: dict[str, float] = field(default_factory=dict)
+    segments: Segments | None = None
+    num_rows: int | None = None  # the batch's own rows (the trajectories, with segments)
+
+    @classmethod
+    def build(
+        cls,
+        extra: list[dict[str, Any]],
+        uids: list[str],
+        real: torch.Tensor,
+        mask: torch.Tensor,
+        entropy: torch.Tensor | None,
+        responses: torch.Tensor | None,
+        step: int,
+        metrics: dict[str, float],
+    ) -> StepBatch:
+        """From the batch's rows: step rows as they are, trajectory rows cut into their turn segments."""
+        if not any(e.get("rows") == "trajectory" for e in extra):
+            return cls(
+                StepRows.from_fields(extra, uids, real), extra, real, mask, entropy, responses, step, metrics
+            )
+        turns = [int(e.get("num_steps", 0)) if r else 0 for e, r in zip(extra, real.tolist(), strict=True)]
+        seg = segments.cut(segments.token_turns(extra, mask.shape[1]), mask, turns)
+        seg_extra = segments.segment_extras(extra, seg)
+        seg_real = real[seg.row]
+        return cls(
+            rows=StepRows.from_fields(seg_extra, [uids[r] for r in seg.row.tolist()], seg_real),
+            extra=seg_extra,
+            real=seg_real,
+            mask=seg.mask,
+            entropy=None if entropy is None else segments.expand(entropy, seg),
+            responses=None if responses is None else segments.expand(responses, seg),
+            step=step,
+            metrics=metrics,
+            segments=seg,
+            num_rows=len(extra),
+        )
+
+    def to_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-token values of the steps ``(steps, T)`` on the batch's rows ``(rows, T)``."""
+        return x if self.segments is None else segments.collapse(x, self.segments, self.num_rows)
+
+    def per_row(self, x: torch.Tensor) -> torch.Tensor:
+        """A per-step value ``(steps,)`` per batch row ``(rows,)``: the token-weighted mean of its steps."""
+        return x if self.segments is None else segments.collapse_rows(x, self.segments, self.num_rows)
+
+    def on_steps(self, x: torch.Tensor) -> torch.Tensor:
+        """A per-row tensor ``(rows, ...)`` on the steps ``(steps, ...)``."""
+        return x if self.segments is None else segments.expand(x, self.segments)
 
 
 class Method:

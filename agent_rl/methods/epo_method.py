@@ -60,11 +60,18 @@ class Epo(Method):
         if reference is not None:
             batch.metrics["method/epo/reference_mean"] = float(reference.mean())
         batch.metrics["method/epo/history_steps"] = float(len(self.history))
-        return {
+        fields = {
             "traj_index": rows.traj.float(),
             "turn_index": rows.turn.float(),
             "epo_row_reference": reference.float() if reference is not None else torch.zeros(len(rows.turn)),
         }
+        if (
+            batch.segments is not None
+        ):  # trajectory rows: each token's turn and reference, for the loss's segments
+            mask = batch.mask.float()
+            fields["epo_token_turn"] = rows.turn.float().unsqueeze(1) * mask
+            fields["epo_token_reference"] = fields["epo_row_reference"].unsqueeze(1) * mask
+        return fields
 
     def before_update(self, trainer, batch, metrics):
         if self._pending is None:

@@ -24,6 +24,7 @@ from verl.workers.utils.losses import ppo_loss
 from verl.workers.utils.padding import no_padding_2_padding
 
 from agent_rl.methods.epo import epo_regularizer
+from agent_rl.rows import segments
 
 
 def epo_actor_loss(
@@ -39,12 +40,15 @@ def epo_actor_loss(
     entropy = no_padding_2_padding(model_output["entropy"], data)
     mask = data.select("response_mask").to_padded_tensor()["response_mask"].bool()
     has_reference = bool(tu.get_non_tensor_data(data, "epo_has_reference", False))
+    traj, turn = data["traj_index"].long(), data["turn_index"].long()
     reference = data["epo_row_reference"].to(entropy.dtype) if has_reference else None
+    if "epo_token_turn" in data.keys():  # trajectory rows: the regulariser runs on their turn segments
+        entropy, mask, traj, turn, reference = _turn_segments(data, entropy, mask, traj, reference)
     regularizer, terms = epo_regularizer(
         entropy,
         mask,
-        data["traj_index"].long(),
-        turn=data["turn_index"].long(),
+        traj,
+        turn=turn,
         reference=reference,
         step=int(tu.get_non_tensor_data(data, "epo_step", 0)),
         total_steps=int(tu.get_non_tensor_data(data, "epo_total_steps", 1)),
@@ -58,6 +62,20 @@ def epo_actor_loss(
         key = name.replace("epo/", "actor/epo/")  # verl prefixes worker metrics with actor/ anyway
         metrics[key] = Metric(value=torch.as_tensor(value).detach().float(), aggregation=AggregationType.MEAN)
     return loss + weighted, metrics
+
+
+def _turn_segments(data: TensorDict, entropy, mask, traj, reference):
+    """Trajectory rows cut into their turns (`agent_rl.rows.segments`): the entropy, mask, trajectory and
+    turn ids and reference of each segment, as EPO's step rows would give them."""
+    fields = data.select("epo_token_turn", "epo_token_reference").to_padded_tensor()
+    token_turn = fields["epo_token_turn"].round().long()[:, : mask.shape[1]]
+    token_turn = torch.where(mask, token_turn, torch.full_like(token_turn, -1))
+    seg = segments.cut(token_turn, mask, (token_turn.amax(1) + 1).clamp(min=0).tolist())
+    seg_mask = seg.mask.bool()
+    if reference is not None:
+        per_token = fields["epo_token_reference"][:, : mask.shape[1]].to(entropy.dtype)[seg.row]
+        reference = (per_token * seg_mask).sum(1) / seg_mask.sum(1).clamp(min=1)
+    return entropy[seg.row], seg_mask, traj[seg.row], seg.turn.to(traj.device), reference
 
 
 def spear_actor_loss(

@@ -55,7 +55,7 @@ class Spear(Method):
 
     def transform_outcome(self, rows, batch: StepBatch):
         cfg = self.cfg
-        calls = torch.tensor([float(e.get("episode_length", 0)) for e in batch.extra])
+        calls = torch.tensor([float(e.get("tool_calls", e.get("episode_length", 0))) for e in batch.extra])
         bonus = spear.toolcall_bonus(calls, batch.step, max_steps=int(cfg.bonus_steps), mode=cfg.bonus_mode)
         bonus = bonus * batch.real.float()
         batch.metrics["method/spear/bonus_schedule"] = spear.toolcall_schedule(
@@ -69,7 +69,14 @@ class Spear(Method):
         rows, mask = batch.rows, batch.mask
         row_adv = (advantages * mask).sum(1) / mask.sum(1).clamp(min=1)
         returns, traj_index, _ = trajectory_returns(rows.outcome, rows.penalty, rows.traj)
-        self._pending = (returns[traj_index], row_adv, rows.group, rows.traj, batch.real & mask.any(1))
+        per_row = batch.per_row  # the replay stores the batch's rows (trajectory rows: their segments' mean)
+        self._pending = (
+            per_row(returns[traj_index]),
+            per_row(row_adv),
+            per_row(rows.group.double()).round().long(),
+            per_row(rows.traj.double()).round().long(),
+            per_row((batch.real & mask.any(1)).double()) > 0,
+        )
         return {}
 
     def update_actor(self, trainer, batch, metrics, update):

@@ -48,7 +48,7 @@ from agent_rl.algos.gigpo import gigpo_advantages
 from agent_rl.algos.grpo import GRPO_BASED_ESTIMATORS, grpo_advantages
 from agent_rl.algos.sampling import BoundedDapoBuffer
 from agent_rl.methods.api import Method, StepBatch, build_methods, implements, stats
-from agent_rl.rows.step_rows import StepRows
+from agent_rl.rows.segments import last_tokens
 from agent_rl.rows.turns import per_turn_token_mean
 from agent_rl.training import trajectories
 
@@ -151,6 +151,27 @@ def validation_draw(num_tasks: int, per_eval: int, seed: int, step: int) -> list
     original would have)."""
     rng = random.Random(f"val-{seed}-{step}")
     return sorted(rng.sample(range(num_tasks), min(per_eval, num_tasks)))
+
+
+def row_scores(step: StepBatch, lengths: torch.Tensor) -> torch.Tensor:
+    """``(rows, T)`` token-level scores: a step row's outcome minus its penalty at its last response token
+    (``lengths``: the rows' response lengths); a trajectory row's turn penalties at each turn's last token
+    and its outcome once, at its last response token."""
+    rows = step.rows
+    if step.segments is None:
+        scores = torch.zeros(step.mask.shape)
+        scores[torch.arange(len(lengths)), (lengths - 1).clamp(min=0)] = rows.outcome - rows.penalty
+        return scores
+    seg = step.segments
+    scores = torch.zeros((step.num_rows, step.mask.shape[1]))
+    has_tokens = seg.mask.any(1)
+    scores.index_put_(
+        (seg.row[has_tokens], last_tokens(seg)[has_tokens]), -rows.penalty[has_tokens], accumulate=True
+    )
+    outcome = torch.zeros(step.num_rows)
+    outcome[seg.row] = rows.outcome  # the same on every segment of a row
+    scores[torch.arange(step.num_rows), (lengths - 1).clamp(min=0)] += outcome
+    return scores
 
 
 def start_env_actors(config) -> tuple[list, Future | None]:
@@ -256,15 +277,11 @@ class AgentTrainer(PPOTrainerSync):
         if not hasattr(self, "_first_generated"):  # this launch's first step
             self._first_generated = first_generation(extra)
         response_mask = data["response_mask"]
-        step = StepBatch(
-            rows=StepRows.from_fields(extra, _as_list(data["uid"]), real),
-            extra=extra,
-            real=real,
-            mask=response_mask.to_padded_tensor(0) * real.unsqueeze(1),
-            entropy=data["entropy"].to_padded_tensor(0.0).float() if with_entropy else None,
-            responses=data["responses"].to_padded_tensor(0) if with_responses else None,
-            step=self.global_steps,
-            metrics=metrics,
+        row_mask = response_mask.to_padded_tensor(0) * real.unsqueeze(1)
+        entropy = data["entropy"].to_padded_tensor(0.0).float() if with_entropy else None
+        responses = data["responses"].to_padded_tensor(0) if with_responses else None
+        step = StepBatch.build(
+            extra, _as_list(data["uid"]), real, row_mask, entropy, responses, self.global_steps, metrics
         )
         for m in methods:  # e.g. a bonus that is part of the outcome (the episode reward)
             step.rows = m.transform_outcome(step.rows, step)
@@ -278,14 +295,15 @@ class AgentTrainer(PPOTrainerSync):
             no_signal = not bool((keep & step.mask.any(1)).any())
             if not no_signal:
                 step.mask = step.mask * keep.unsqueeze(1)
-                self._put(batch, response_mask=(step.mask, response_mask))
+                self._put(batch, response_mask=(step.to_rows(step.mask).clamp(max=1), response_mask))
         mask = step.mask
 
-        # 1. each row's score: outcome minus its own invalid-action penalty, at its last response token
-        lengths = response_mask.offsets().diff()
-        scores = torch.zeros(mask.shape)
-        scores[torch.arange(len(extra)), (lengths - 1).clamp(min=0)] = rows.outcome - rows.penalty
-        self._put(batch, rm_scores=(scores * real.unsqueeze(1), response_mask))
+        # 1. each step's score: outcome minus its own invalid-action penalty, at its last response token (a
+        # trajectory row: each turn's penalty at the turn's last token, the outcome once, at the row's last)
+        self._put(
+            batch,
+            rm_scores=(row_scores(step, response_mask.offsets().diff()) * real.unsqueeze(1), response_mask),
+        )
 
         # 2. verl's advantage step (KL in reward, rollout correction, GAE, ...), then the base advantage
         batch = super()._compute_advantage(batch, metrics)
@@ -305,10 +323,19 @@ class AgentTrainer(PPOTrainerSync):
             changed = (advantages - base).abs()[mask.bool()]
             if changed.numel():  # how far the method moved the advantages of this very batch
                 metrics[f"method/{m.name}/adv_change_abs_mean"] = float(changed.mean())
-        batch = self._put(batch, advantages=(advantages, response_mask), returns=(advantages, response_mask))
-        row_fields = {}
-        for m in methods:  # per-row fields for the losses on the workers
-            row_fields.update(m.after_advantages(advantages, step))
+        row_advantages = step.to_rows(advantages)
+        batch = self._put(
+            batch, advantages=(row_advantages, response_mask), returns=(row_advantages, response_mask)
+        )
+        row_fields, token_fields = {}, {}
+        for m in methods:  # per-row (steps,) and per-token (steps, T) fields for the losses on the workers
+            for name, value in m.after_advantages(advantages, step).items():
+                if value.dim() == 2:
+                    token_fields[name] = (step.to_rows(value), response_mask)
+                else:
+                    row_fields[name] = step.per_row(value)
+        if token_fields:
+            batch = self._put(batch, **token_fields)
         if row_fields:
             batch = tq.kv_batch_put(
                 keys=batch.keys,
@@ -335,7 +362,7 @@ class AgentTrainer(PPOTrainerSync):
             )
             return adv.unsqueeze(1)
         got = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["advantages"])
-        return got["advantages"].to_padded_tensor(0.0)
+        return step.on_steps(got["advantages"].to_padded_tensor(0.0))
 
     def _gigpo_advantages(self, step: StepBatch, gigpo) -> torch.Tensor:
         """GiGPO's joint advantage ``(rows,)`` on the anchors the agent loop recorded

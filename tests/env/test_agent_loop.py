@@ -176,3 +176,95 @@ def test_validation_rows_sample_with_a_seed_per_task_member_and_turn(setup):
     capped.env.val_seeded = False
     _, unseeded = play(capped, tokenizer, val_row, list(answers))
     assert all("seed" not in p for p in unseeded.params)
+
+
+class PieceServer(ScriptedServer):
+    """Returns each answer as one token per character: ids that decode to the answer but are not its
+    encoding, so a loop that decoded and re-encoded the model's tokens would train on other tokens."""
+
+    async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs) -> TokenOutput:
+        self.prompts.append(self.tokenizer.decode(prompt_ids))
+        self.params.append(dict(sampling_params))
+        answer = self.answers.pop(0)
+        ids = [i for ch in answer for i in self.tokenizer.encode(ch)] + self.tokenizer.encode("<|im_end|>")
+        return TokenOutput(
+            token_ids=ids, log_probs=[-0.25 - 0.001 * k for k in range(len(ids))], extra_fields={}
+        )
+
+
+def play_rows(cfg, tokenizer, row, answers, rows: str, server_cls=ScriptedServer):
+    cfg = cfg.copy()
+    cfg.agent.rows = rows
+    server = server_cls(tokenizer, answers)
+
+    async def episode():
+        loop = EnvAgentLoop(
+            trainer_config=DictConfigWrap(cfg),
+            server_manager=server,
+            tokenizer=tokenizer,
+            processor=None,
+            dataset_cls=None,
+            data_config=DictConfigWrap(cfg.data),
+            hf_model_type="qwen2",
+        )
+        return await loop.run(
+            {"temperature": 1.0},
+            uid="u1",
+            session_id=3,
+            env_spec=row["env_spec"],
+            extra_info=row["extra_info"],
+        )
+
+    return asyncio.run(episode()), server
+
+
+def test_trajectory_rows_hold_every_turn_exactly_as_generated(setup):
+    """``agent.rows=trajectory``: one row; its response mask covers exactly the model's tokens, which are the
+    ids the server returned (not a re-encoding: `PieceServer`), with their log-probs; each token's turn is
+    recorded; the same episode as step rows has the same turns, validity and outcome."""
+    cfg, tokenizer, rows = setup
+    cfg = cfg.copy()
+    cfg.data.max_response_length = 2048
+    row = rows[0]
+    plan = plan_of(row)
+    answers = ["I will just " + plan[0]] + [f"<think>ok</think><action>{a}</action>" for a in plan]
+    (out,), server = play_rows(cfg, tokenizer, row, list(answers), "trajectory", PieceServer)
+    steps, _ = play_rows(cfg, tokenizer, row, list(answers), "step", PieceServer)
+    generated = [
+        [i for ch in a for i in tokenizer.encode(ch)] + tokenizer.encode("<|im_end|>") for a in answers
+    ]
+    assert generated[1] != tokenizer.encode(answers[1] + "<|im_end|>")  # the ids are not the canonical ones
+    mask = out.response_mask
+    model_tokens = [t for t, m in zip(out.response_ids, mask, strict=True) if m]
+    assert model_tokens == [t for g in generated for t in g]
+    assert [s.response_ids for s in steps] == generated  # step rows: the same tokens, one turn per row
+    assert [lp for lp, m in zip(out.response_logprobs, mask, strict=True) if m] == [
+        -0.25 - 0.001 * k for g in generated for k in range(len(g))
+    ]
+    fields = out.extra_fields
+    turns = fields["token_turn"]
+    assert len(turns) == len(out.response_ids)
+    for k, g in enumerate(generated):  # each turn's tokens carry its index, in order
+        assert [t for t, m, tt in zip(out.response_ids, mask, turns, strict=True) if m and tt == k] == g
+    # between the turns: the environment's next observation, under mask 0
+    between = tokenizer.decode([t for t, m in zip(out.response_ids, mask, strict=True) if not m])
+    assert "Your admissible actions of the current situation are" in between
+    assert fields["rows"] == "trajectory" and fields["num_steps"] == len(steps) == len(answers)
+    assert fields["turn_valid"] == [s.extra_fields["action_valid"] for s in steps]
+    assert fields["turn_penalty"] == [s.extra_fields["step_penalty"] for s in steps]
+    assert fields["turn_anchor"][0] == steps[0].extra_fields["anchor_obs"]
+    assert out.reward_score == steps[0].reward_score == 10.0 and fields["won"] == 1.0
+    # the conversation: turn 2's context holds turn 1's answer and the observation that followed
+    assert answers[0] in server.prompts[1] and server.prompts[1].startswith(server.prompts[0])
+
+
+def test_trajectory_rows_stop_at_the_response_budget(setup):
+    cfg, tokenizer, rows = setup
+    cfg = cfg.copy()
+    cfg.data.max_response_length = 700
+    (out,), server = play_rows(
+        cfg, tokenizer, rows[0], ["<think>x</think><action>look</action>"] * 20, "trajectory"
+    )
+    assert len(out.response_ids) <= 700 and out.extra_fields["num_steps"] == len(server.prompts) < 20
+    assert len(server.prompts) >= 2 and all(p["max_tokens"] <= 700 for p in server.params)
+    assert server.params[1]["max_tokens"] < server.params[0]["max_tokens"]  # what is left of the budget

@@ -43,7 +43,10 @@ def epo_actor_loss(
     traj, turn = data["traj_index"].long(), data["turn_index"].long()
     reference = data["epo_row_reference"].to(entropy.dtype) if has_reference else None
     if "epo_token_turn" in data.keys():  # trajectory rows: the regulariser runs on their turn segments
-        entropy, mask, traj, turn, reference = _turn_segments(data, entropy, mask, traj, reference)
+        fields = data.select("epo_token_turn", "epo_token_reference").to_padded_tensor()
+        entropy, mask, traj, turn, reference = turn_segments(
+            entropy, mask, traj, reference, fields["epo_token_turn"], fields["epo_token_reference"]
+        )
     regularizer, terms = epo_regularizer(
         entropy,
         mask,
@@ -64,16 +67,17 @@ def epo_actor_loss(
     return loss + weighted, metrics
 
 
-def _turn_segments(data: TensorDict, entropy, mask, traj, reference):
-    """Trajectory rows cut into their turns (`agent_rl.rows.segments`): the entropy, mask, trajectory and
-    turn ids and reference of each segment, as EPO's step rows would give them."""
-    fields = data.select("epo_token_turn", "epo_token_reference").to_padded_tensor()
-    token_turn = fields["epo_token_turn"].round().long()[:, : mask.shape[1]]
+def turn_segments(entropy, mask, traj, reference, token_turn, token_reference):
+    """Trajectory rows ``(rows, T)`` cut into their turns (`agent_rl.rows.segments`): the entropy, mask,
+    trajectory and turn ids and reference of each segment, as EPO's step rows give them; ``token_turn`` and
+    ``token_reference`` are each token's turn and reference (``epo_token_*``, 0 off the mask)."""
+    width = mask.shape[1]
+    token_turn = token_turn.round().long()[:, :width]
     token_turn = torch.where(mask, token_turn, torch.full_like(token_turn, -1))
     seg = segments.cut(token_turn, mask, (token_turn.amax(1) + 1).clamp(min=0).tolist())
     seg_mask = seg.mask.bool()
     if reference is not None:
-        per_token = fields["epo_token_reference"][:, : mask.shape[1]].to(entropy.dtype)[seg.row]
+        per_token = token_reference[:, :width].to(entropy.dtype)[seg.row]
         reference = (per_token * seg_mask).sum(1) / seg_mask.sum(1).clamp(min=1)
     return entropy[seg.row], seg_mask, traj[seg.row], seg.turn.to(traj.device), reference
 

@@ -5,7 +5,8 @@ it, and the viewer's data (the sampled trajectories of `agent_rl.training.trajec
 steps per run, evenly spread, first and last included) is embedded as JSON. The viewer: pick a run, a
 step and a trajectory; each turn shows the observation, the response with every token's background
 coloured by its entropy (white: 0 nats, red: the page's 99th percentile and above; hover for the value),
-the parsed action, whether it was valid, and the trajectory's outcome.
+the parsed action, whether it was valid, a tool environment's tool calls and tool results as blocks of their
+own, and the trajectory's outcome.
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ figcaption{font-size:12px;color:#555}
 .turn{border:1px solid #ddd;margin:.6em 0;padding:6px 8px}.turn-head{font-weight:600}
 .label{font-size:12px;color:#666;margin-top:4px}
 pre{white-space:pre-wrap;margin:2px 0;background:#fafafa;padding:4px}
+pre.tool-call{background:#eef4ff;border-left:3px solid #4a7bd0}
+pre.tool-result{background:#f1f8ee;border-left:3px solid #5a9a4a}
 .tokens{white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:13px;line-height:1.7}
 .tok{border-radius:2px}.valid{color:#1a7f37}.invalid{color:#c62828}.won{color:#1a7f37}.lost{color:#c62828}
 .legend{display:inline-block;width:160px;height:10px;background:linear-gradient(90deg,#fff,#d7301f);vertical-align:middle}
@@ -225,6 +228,14 @@ function show() {
       tokens.appendChild(span);
     });
     box.appendChild(tokens);
+    for (const call of turn.tool_calls || []) {
+      box.appendChild(el('div', {class: 'label'}, 'tool call'));
+      box.appendChild(el('pre', {class: 'tool-call'}, call));
+    }
+    for (const result of turn.tool_results || []) {
+      box.appendChild(el('div', {class: 'label'}, 'tool result'));
+      box.appendChild(el('pre', {class: 'tool-result'}, result));
+    }
     const prompt = el('details', {});
     prompt.appendChild(el('summary', {}, 'full prompt'));
     prompt.appendChild(el('pre', {}, turn.prompt));

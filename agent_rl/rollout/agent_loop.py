@@ -222,16 +222,18 @@ class EnvAgentLoop(AgentLoopBase):
                     results, _, done, info = await env.step(parsed)
                     calls = [c for c in parsed.calls if c.name == self.env_cls.counted_tool]
                     tool_calls += len(calls)
+                    added = [{"role": "tool", "content": str(r)} for r in results]
+                    added += [{"role": "tool", "content": e} for e in parsed.errors]
+                    if not added and not done:  # neither a call nor an answer: say what the turn lacks
+                        added = [{"role": "user", "content": NO_CALL_OR_ANSWER}]
                     step.update(
                         valid=parsed.valid,
                         reason=parsed.reason or "ok",
                         action=_describe_turn(parsed),
                         calls=len(calls),
+                        tool_calls=[_call_text(c) for c in parsed.calls],
+                        tool_results=[m["content"] for m in added],
                     )
-                    added = [{"role": "tool", "content": str(r)} for r in results]
-                    added += [{"role": "tool", "content": e} for e in parsed.errors]
-                    if not added and not done:  # neither a call nor an answer: say what the turn lacks
-                        added = [{"role": "user", "content": NO_CALL_OR_ANSWER}]
                     observation = "\n".join(m["content"] for m in added)
                 else:
                     parsed_action = parse_action(text, self.env_name)
@@ -334,6 +336,8 @@ class EnvAgentLoop(AgentLoopBase):
                 "turn_anchor": [s["observation"] for s in steps],
                 "turn_action": [s["action"] for s in steps],
                 "turn_calls": [int(s.get("calls", 0)) for s in steps],
+                "turn_tool_calls": [s.get("tool_calls", []) for s in steps],
+                "turn_tool_results": [s.get("tool_results", []) for s in steps],
                 "action_valid": all(s["valid"] for s in steps),
                 "invalid_reason": next((s["reason"] for s in steps if not s["valid"]), "ok"),
                 "step_penalty": sum(0.0 if s["valid"] else self.invalid_action_penalty for s in steps),
@@ -452,6 +456,9 @@ class EnvAgentLoop(AgentLoopBase):
                         "generated_at": s["generated_at"],
                         "env_reward": episode_return if s["turn"] == num_steps - 1 else 0.0,
                         "anchor_obs": s["observation"],
+                        "action": s["action"],
+                        "tool_calls": s.get("tool_calls", []),
+                        "tool_results": s.get("tool_results", []),
                         "task_type": task_type,
                         "episode_done": bool(done),
                         **episode_info,
@@ -477,8 +484,13 @@ def _aligned_turns(token_turn: list[int], merged: Any, length: int, turn: int) -
     return kept + [turn] * (length - len(kept))
 
 
+def _call_text(call: Any) -> str:
+    """A tool call as the model's Hermes JSON (for the viewer)."""
+    return json.dumps({"name": call.name, "arguments": call.arguments}, ensure_ascii=False)
+
+
 def _describe_turn(turn: Any) -> str:
-    """A tool turn in one line, for the viewer and GiGPO's logs: its calls and its answer."""
+    """A tool turn in one line, for the viewer's head line: its calls and its answer."""
     parts = [f"{c.name}({json.dumps(c.arguments, ensure_ascii=False)[:500]})" for c in turn.calls]
     if turn.answer is not None:
         parts.append(f"answer: {turn.answer[:500]}")

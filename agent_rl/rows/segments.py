@@ -30,6 +30,8 @@ TURN_FIELDS = {
     "turn_anchor": "anchor_obs",
     "turn_action": "action",
     "turn_calls": "calls",
+    "turn_tool_calls": "tool_calls",
+    "turn_tool_results": "tool_results",
 }
 
 

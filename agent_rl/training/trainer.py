@@ -48,6 +48,7 @@ from agent_rl.algos.gigpo import gigpo_advantages
 from agent_rl.algos.grpo import GRPO_BASED_ESTIMATORS, grpo_advantages
 from agent_rl.algos.sampling import BoundedDapoBuffer
 from agent_rl.methods.api import Method, StepBatch, build_methods, implements, stats
+from agent_rl.rows import segments
 from agent_rl.rows.segments import last_tokens
 from agent_rl.rows.turns import per_turn_token_mean
 from agent_rl.training import trajectories
@@ -606,7 +607,7 @@ class AgentTrainer(PPOTrainerSync):
         with their tokens and token entropies (`agent_rl.training.trajectories`, for the run page's
         trajectory viewer): the ``logger.samples_per_step`` trajectories W&B's table shows."""
         bypass = bool((self.config.algorithm.get("rollout_correction") or {}).get("bypass_mode", False))
-        fields = ["extra_fields", "prompts", "responses"] + ([] if bypass else ["entropy", "response_mask"])
+        fields = ["extra_fields", "prompts", "responses", "response_mask"] + ([] if bypass else ["entropy"])
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         extra = [dict(e) if e is not None else {} for e in _as_list(data["extra_fields"])]
         real = real_rows(extra, batch.tags)
@@ -616,8 +617,14 @@ class AgentTrainer(PPOTrainerSync):
         metrics["env/return/mean"] = float(np.mean(list(returns.values())))
         if not bypass and not any(k.startswith("entropy_by_turn/") for k in metrics):  # the page's heatmap
             mask = data["response_mask"].to_padded_tensor(0) * torch.tensor(real).unsqueeze(1)
-            turn = torch.tensor([int(e.get("turn", 0)) for e in extra])
-            metrics.update(entropy_by_turn(data["entropy"].to_padded_tensor(0.0).float(), mask, turn))
+            entropy = data["entropy"].to_padded_tensor(0.0).float()
+            turns = [int(e.get("num_steps", 0)) if r else 0 for e, r in zip(extra, real, strict=True)]
+            if any(e.get("rows") == "trajectory" for e in extra):  # per turn: the rows' turn segments
+                seg = segments.cut(segments.token_turns(extra, mask.shape[1]), mask, turns)
+                entropy, mask, turn = entropy[seg.row], seg.mask, seg.turn
+            else:
+                turn = torch.tensor([int(e.get("turn", 0)) for e in extra])
+            metrics.update(entropy_by_turn(entropy, mask, turn))
         run_dir, k = self.config.logger.get("run_dir"), int(self.config.logger.get("samples_per_step", 2))
         if not run_dir or k <= 0:
             return
@@ -641,6 +648,7 @@ class AgentTrainer(PPOTrainerSync):
             decode_each=lambda ids: tokenizer.batch_decode([[i] for i in ids]),
             k=k,
             parse=parse,
+            masks=data["response_mask"],
         )
         trajectories.save_step(run_dir, sample)
 

@@ -93,12 +93,14 @@ def step_sample(
     decode_each: Callable[[Sequence[int]], list[str]],
     k: int,
     parse: Callable[[str], Any] | None = None,
+    masks: Sequence[Sequence[int]] | None = None,
 ) -> dict[str, Any]:
-    """The saved sample of one step from its rows (one row per environment step).
+    """The saved sample of one step from its rows (one row per environment step, or one per episode with
+    ``agent.rows=trajectory``, cut into its turns by each token's turn and the response ``masks``).
 
     ``decode(ids)`` decodes a text (without special tokens), ``decode_each(ids)`` each token alone;
-    ``parse(text)`` returns the parsed action (with ``.action``, ``.valid``, ``.reason``), else the
-    rows' own validity is kept and the action left empty."""
+    ``parse(text)`` returns the parsed action (with ``.action``, ``.valid``, ``.reason``) for rows without
+    the agent loop's own ``action``, else the rows' own action and validity are kept."""
     chosen = pick(extra, real, k)
     returns = episode_returns([e for e, r in zip(extra, real, strict=True) if r])
     rows: dict[str, list[int]] = {tid: [] for tid in chosen}
@@ -111,24 +113,30 @@ def step_sample(
         first = extra[indices[0]]
         turns = []
         for i in indices:
-            fields, ids = extra[i], _ints(responses[i])
-            text = decode(ids)
-            parsed = parse(text) if parse is not None else None
-            prompt = decode(_ints(prompts[i]))
-            turn = {
-                "turn": int(fields.get("turn", 0)),
-                "observation": str(fields.get("anchor_obs") or observation_of(prompt)),
-                "prompt": prompt,
-                "token_ids": ids,
-                "tokens": decode_each(ids),
-                "response": text,
-                "action": parsed.action if parsed is not None else "",
-                "valid": bool(fields.get("action_valid", parsed.valid if parsed is not None else True)),
-                "reason": fields.get("invalid_reason"),
-            }
-            if entropy is not None:
-                turn["entropy"] = [round(float(h), 4) for h in _floats(entropy[i])[: len(ids)]]
-            turns.append(turn)
+            row_entropy = None if entropy is None else _floats(entropy[i])
+            mask = None if masks is None else _ints(masks[i])
+            for fields, ids, ent in _turns_of_row(extra[i], _ints(responses[i]), row_entropy, mask):
+                text = decode(ids)
+                parsed = parse(text) if parse is not None and "action" not in fields else None
+                prompt = (
+                    decode(_ints(prompts[i])) if int(fields.get("turn", 0)) == 0 or len(indices) > 1 else ""
+                )
+                turn = {
+                    "turn": int(fields.get("turn", 0)),
+                    "observation": str(fields.get("anchor_obs") or observation_of(prompt)),
+                    "prompt": prompt,
+                    "token_ids": ids,
+                    "tokens": decode_each(ids),
+                    "response": text,
+                    "action": parsed.action if parsed is not None else str(fields.get("action", "")),
+                    "valid": bool(fields.get("action_valid", parsed.valid if parsed is not None else True)),
+                    "reason": fields.get("invalid_reason"),
+                    "tool_calls": list(fields.get("tool_calls") or []),
+                    "tool_results": list(fields.get("tool_results") or []),
+                }
+                if ent is not None:
+                    turn["entropy"] = [round(float(h), 4) for h in ent[: len(ids)]]
+                turns.append(turn)
         trajectories.append(
             {
                 "id": tid,
@@ -142,6 +150,29 @@ def step_sample(
             }
         )
     return {"step": int(step), "env": env, "trajectories": trajectories}
+
+
+def _turns_of_row(
+    fields: dict[str, Any], ids: list[int], entropy: list[float] | None, mask: list[int] | None
+) -> list[tuple[dict[str, Any], list[int], list[float] | None]]:
+    """A row's turns: a step row is one; a trajectory row gives one per turn, with the turn's model tokens
+    (and their entropies) and the turn's own fields (`agent_rl.rows.segments.TURN_FIELDS`)."""
+    if fields.get("rows") != "trajectory":
+        return [(fields, ids, entropy)]
+    from agent_rl.rows.segments import TURN_FIELDS
+
+    token_turn = list(fields.get("token_turn") or [])
+    mask = mask if mask is not None else [1] * len(ids)
+    out = []
+    for k in range(int(fields.get("num_steps", 0))):
+        at = [j for j in range(min(len(ids), len(token_turn), len(mask))) if token_turn[j] == k and mask[j]]
+        turn_fields = {**fields, "turn": k}
+        for source, target in TURN_FIELDS.items():
+            values = fields.get(source)
+            if isinstance(values, list | tuple) and k < len(values):
+                turn_fields[target] = values[k]
+        out.append((turn_fields, [ids[j] for j in at], None if entropy is None else [entropy[j] for j in at]))
+    return out
 
 
 def save_step(run_dir: str | os.PathLike, sample: dict[str, Any]) -> Path:

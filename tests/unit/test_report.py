@@ -173,6 +173,62 @@ def test_a_step_sample_holds_tokens_entropies_observation_action_validity_and_ou
     assert path.name == "step_000007.json" and trajectories.read_steps(tmp_path) == [sample]
 
 
+def test_a_trajectory_row_is_shown_turn_by_turn_with_its_tool_calls_and_results(tokenizer):
+    """``agent.rows=trajectory``: one row per episode; the sample cuts it into its turns (each turn's model
+    tokens and entropies, not the environment's tokens between them) with each turn's own fields, the tool
+    calls and the tool results as blocks of their own."""
+    turn_texts = ['<tool_call>{"name": "code_interpreter"}</tool_call>', "<answer>7</answer>"]
+    context = tokenizer.encode("<tool_response>7</tool_response>")
+    ids, mask, token_turn = [], [], []
+    for k, text in enumerate(turn_texts):
+        if k:
+            ids, mask, token_turn = (
+                ids + context,
+                mask + [0] * len(context),
+                token_turn + [k - 1] * len(context),
+            )
+        own = tokenizer.encode(text)
+        ids, mask, token_turn = ids + own, mask + [1] * len(own), token_turn + [k] * len(own)
+    extra = [
+        {
+            "rows": "trajectory",
+            "trajectory_id": "uid-0_0",
+            "turn": 0,
+            "num_steps": 2,
+            "token_turn": token_turn,
+            "turn_valid": [True, True],
+            "turn_reason": ["ok", "ok"],
+            "turn_action": ["code_interpreter({})", "answer: 7"],
+            "turn_anchor": ["What is 3+4?", "7"],
+            "turn_tool_calls": [['{"name": "code_interpreter", "arguments": {"code": "print(3+4)"}}'], []],
+            "turn_tool_results": [["7"], []],
+            "episode_return": 1.0,
+            "step_penalty": 0.0,
+            "won": 1.0,
+        }
+    ]
+    sample = trajectories.step_sample(
+        1,
+        "math_python",
+        extra,
+        [True],
+        [tokenizer.encode("prompt")],
+        [ids],
+        [[0.5 if m else 9.0 for m in mask]],
+        decode=lambda x: tokenizer.decode(x, skip_special_tokens=True),
+        decode_each=lambda x: tokenizer.batch_decode([[i] for i in x]),
+        k=1,
+        masks=[mask],
+    )
+    (traj,) = sample["trajectories"]
+    first, second = traj["turns"]
+    assert first["response"] == turn_texts[0] and second["response"] == turn_texts[1]
+    assert first["entropy"] == [0.5] * len(first["token_ids"])  # the model's tokens only
+    assert first["tool_calls"] == extra[0]["turn_tool_calls"][0] and first["tool_results"] == ["7"]
+    assert (second["action"], second["observation"], second["tool_calls"]) == ("answer: 7", "7", [])
+    assert first["prompt"] == "prompt" and second["prompt"] == ""
+
+
 # ---- the report -------------------------------------------------------------------------------------------
 def metrics_line(step: int, **extra) -> str:
     data = {

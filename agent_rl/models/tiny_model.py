@@ -27,10 +27,52 @@ from pathlib import Path
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
-# Qwen2.5's chat template, reduced to the roles we use (no tools).
+# Qwen2.5's chat template without its default system prompt. With ``tools``, the system turn lists them as
+# Qwen2.5's does (after the system message's text, if any), assistant ``tool_calls`` render as Hermes
+# ``<tool_call>`` blocks (string arguments as given, others as JSON) and consecutive ``tool`` messages
+# share one user turn of ``<tool_response>`` blocks. Without tools, tool calls and tool messages it renders
+# what the tool-less template of the first builds did, byte for byte (tests/unit/test_tool_calls.py). The
+# cache key (`_fingerprint`) hashes this text, so a changed template is built into a new folder (with the same
+# weights as long as the lesson's tool-less prompts render the same) and never read from a stale one.
+_TOOLS_SYSTEM = (
+    "{% if tools %}"
+    "{{ '<|im_start|>system\n' }}"
+    "{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] + '\n\n' }}{% endif %}"
+    "{{ '# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>' }}"
+    "{% for tool in tools %}{{ '\n' }}{{ tool | tojson }}{% endfor %}"
+    "{{ '\n</tools>\n\nFor each function call, return a json object with function name and arguments "
+    "within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n\' }}'
+    "{% endif %}"
+)
+_TOOL_CALLS = (
+    "{{ '<|im_start|>assistant' }}"
+    "{% if message['content'] %}{{ '\n' + message['content'] }}{% endif %}"
+    "{% for call in message['tool_calls'] %}"
+    "{% if call['function'] is defined %}{% set call = call['function'] %}{% endif %}"
+    "{{ '\n<tool_call>\n{\"name\": \"' + call['name'] + '\", \"arguments\": ' }}"
+    "{% if call['arguments'] is string %}{{ call['arguments'] }}{% else %}{{ call['arguments'] | tojson }}"
+    "{% endif %}"
+    "{{ '}\n</tool_call>' }}"
+    "{% endfor %}"
+    "{{ '<|im_end|>\n' }}"
+)
+_TOOL_RESPONSE = (
+    "{% if loop.first or messages[loop.index0 - 1]['role'] != 'tool' %}{{ '<|im_start|>user' }}{% endif %}"
+    "{{ '\n<tool_response>\n' + message['content'] + '\n</tool_response>' }}"
+    "{% if loop.last or messages[loop.index0 + 1]['role'] != 'tool' %}{{ '<|im_end|>\n' }}{% endif %}"
+)
 CHAT_TEMPLATE = (
-    "{% for message in messages %}"
+    _TOOLS_SYSTEM + "{% for message in messages %}"
+    "{% if tools and loop.first and message['role'] == 'system' %}"  # already in the tools' system turn
+    "{% elif message['role'] == 'tool' %}"
+    + _TOOL_RESPONSE
+    + "{% elif message['role'] == 'assistant' and message['tool_calls'] %}"
+    + _TOOL_CALLS
+    + "{% else %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )

@@ -268,3 +268,71 @@ def test_trajectory_rows_stop_at_the_response_budget(setup):
     assert len(out.response_ids) <= 700 and out.extra_fields["num_steps"] == len(server.prompts) < 20
     assert len(server.prompts) >= 2 and all(p["max_tokens"] <= 700 for p in server.params)
     assert server.params[1]["max_tokens"] < server.params[0]["max_tokens"]  # what is left of the budget
+
+
+# ---- a tool environment (env=math_python): the conversation with tool calls ------------------------------
+CALL = '<tool_call>\n{"name": "code_interpreter", "arguments": {"code": "print(6 * 7)"}}\n</tool_call>'
+BAD_CALL = '<tool_call>\n{"name": "code_interpreter", "arguments": {"code": </tool_call>'
+
+
+@pytest.fixture(scope="module")
+def math_setup(ray_local):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(train.CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=["env=math_python", "model=tiny", "data.max_response_length=1024"])
+    GlobalHydra.instance().clear()
+    tokenizer = AutoTokenizer.from_pretrained(build_tiny_model())
+    row = {
+        "env_spec": json.dumps({"name": "math_python", "problem": "What is 6 times 7?", "answer": "42"}),
+        "extra_info": {"table": "train"},
+    }
+    return cfg, tokenizer, row
+
+
+@pytest.mark.parametrize("rows", ["step", "trajectory"])
+def test_tool_calls_run_in_the_sandbox_and_the_answer_ends_the_episode(math_setup, rows):
+    """A call, a malformed call (an invalid step: the penalty, and the error back as a tool message), then
+    the right answer: the tools reach the model through the chat template, each result comes back as a
+    ``<tool_response>``, the episode is won; step rows hold each turn's whole context as its prompt."""
+    cfg, tokenizer, row = math_setup
+    cfg = cfg.copy()
+    cfg.env.invalid_action_penalty = 0.1
+    answers = [f"Let me compute. {CALL}", BAD_CALL, "<answer>42</answer>"]
+    outputs, server = play_rows(cfg, tokenizer, row, answers, rows)
+    assert len(server.prompts) == 3
+    assert "<tools>" in server.prompts[0] and '"name": "code_interpreter"' in server.prompts[0]
+    assert "<tool_response>\n42\n</tool_response>" in server.prompts[1]
+    assert "tool call 1" in server.prompts[2].split("<tool_response>")[-1]  # the malformed call's error
+    for later, earlier in zip(server.prompts[1:], server.prompts, strict=False):
+        assert later.startswith(earlier)  # one conversation, appended to
+    generated = [tokenizer.encode(a + "<|im_end|>") for a in answers]
+    if rows == "step":
+        assert [o.response_ids for o in outputs] == generated
+        assert [tokenizer.decode(o.prompt_ids) for o in outputs] == server.prompts
+        fields = [o.extra_fields for o in outputs]
+        assert [f["action_valid"] for f in fields] == [True, False, True]
+        assert [f["step_penalty"] for f in fields] == [0.0, 0.1, 0.0]
+        assert fields[1]["invalid_reason"] == "bad_json" and fields[0]["tool_results"] == ["42"]
+        fields = fields[-1]
+    else:
+        (out,) = outputs
+        fields = out.extra_fields
+        assert [t for t, m in zip(out.response_ids, out.response_mask, strict=True) if m] == sum(
+            generated, []
+        )
+        assert fields["turn_valid"] == [True, False, True] and fields["turn_penalty"] == [0.0, 0.1, 0.0]
+        assert fields["turn_tool_results"][0] == ["42"] and fields["step_penalty"] == pytest.approx(0.1)
+        between = tokenizer.decode(
+            [t for t, m in zip(out.response_ids, out.response_mask, strict=True) if not m]
+        )
+        assert "<tool_response>\n42\n</tool_response>" in between
+    assert fields["won"] == 1.0 and fields["tool_calls"] == 1.0  # one well-formed call of the counted tool
+    assert outputs[-1].reward_score == float(cfg.env.success_reward)
+
+
+def test_a_wrong_answer_loses_and_an_answerless_turn_is_told_what_it_lacks(math_setup):
+    cfg, tokenizer, row = math_setup
+    (out,), server = play_rows(cfg, tokenizer, row, ["I think so.", "<answer>41</answer>"], "trajectory")
+    assert "neither a tool call nor a final answer" in server.prompts[1]
+    assert out.extra_fields["turn_valid"] == [False, True] and out.extra_fields["won"] == 0.0
+    assert out.reward_score == 0.0

@@ -70,15 +70,17 @@ def epo_actor_loss(
 def turn_segments(entropy, mask, traj, reference, token_turn, token_reference):
     """Trajectory rows ``(rows, T)`` cut into their turns (`agent_rl.rows.segments`): the entropy, mask,
     trajectory and turn ids and reference of each segment, as EPO's step rows give them; ``token_turn`` and
-    ``token_reference`` are each token's turn and reference (``epo_token_*``, 0 off the mask)."""
+    ``token_reference`` are each token's turn and reference (``epo_token_*``, 0 off the mask), ``reference``
+    the rows' own (``epo_row_reference``: what an empty segment, e.g. of a padding row, gets)."""
     width = mask.shape[1]
     token_turn = token_turn.round().long()[:, :width]
     token_turn = torch.where(mask, token_turn, torch.full_like(token_turn, -1))
     seg = segments.cut(token_turn, mask, (token_turn.amax(1) + 1).clamp(min=0).tolist())
     seg_mask = seg.mask.bool()
-    if reference is not None:
+    if reference is not None:  # each segment's own; an empty one (verl's padding rows) its row's
         per_token = token_reference[:, :width].to(entropy.dtype)[seg.row]
-        reference = (per_token * seg_mask).sum(1) / seg_mask.sum(1).clamp(min=1)
+        own = (per_token * seg_mask).sum(1) / seg_mask.sum(1).clamp(min=1)
+        reference = torch.where(seg_mask.any(1), own, reference.to(entropy.dtype)[seg.row])
     return entropy[seg.row], seg_mask, traj[seg.row], seg.turn.to(traj.device), reference
 
 

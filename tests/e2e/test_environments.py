@@ -4,6 +4,8 @@ with DAPO alone, WebShop with DAPO + SPEAR, DAPO with EMPG (ALFWorld, every grou
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.e2e.checks import (
@@ -116,3 +118,38 @@ def test_an_environment_from_the_users_package_trains_with_dapo_and_empg(tmp_pat
     validated = run["steps"][-1]["data"]
     types = {key.split("/")[2] for key in validated if key.startswith("val-aux/corridor/")}
     assert {"reach", "fetch", "unlock"} <= types, sorted(validated)
+
+
+def test_math_python_trains_on_trajectory_rows_with_tool_calls_empg_and_epo(tmp_path, ray_address):
+    """`env=math_python` (tool calls into the bubblewrap sandbox, math-verify) on its default layout,
+    ``agent.rows=trajectory``: one row per episode, every turn inside it; EMPG and EPO run on the rows' turn
+    segments (EPO's regulariser on the workers too: its reference there is the driver's), the viewer's
+    sample shows each turn's tokens and tool results; then validation, seeded, per task type."""
+    run = run_agent_rl(
+        tmp_path,
+        "env=math_python",
+        "method=[empg,epo]",
+        "logger=console",
+        "data.max_response_length=256",  # the whole episode's budget (model=tiny: 48 a turn elsewhere)
+        "trainer.save_freq=-1",
+        ray_address=ray_address,
+    )
+    assert [s["step"] for s in run["steps"]] == [1, 2]
+    assert_finite(
+        run,
+        required=("method/empg/adv_change_abs_mean", "actor/epo_regularizer", "entropy_by_turn/1"),
+    )
+    for step in run["steps"]:
+        data = step["data"]
+        assert data["env/trajectories"] == 16 and data["env/steps_per_trajectory"] == 1.0  # one row each
+        assert data["env/episode_length/mean"] > 1  # several turns in a row
+        assert data["response_length/mean"] <= 256
+    second = run["steps"][1]["data"]  # EPO's reference, from step 1's entropy, reaches the workers' segments
+    assert second["actor/epo/reference"] == pytest.approx(second["method/epo/reference_mean"], rel=1e-3)
+    assert "val-aux/math_python/all/won/mean@1" in run["steps"][-1]["data"]
+    sample = json.loads(sorted((run["out"] / "trajectories").glob("step_*.json"))[-1].read_text())
+    for traj in sample["trajectories"]:  # each turn: its own tokens; the environment's answer but the last's
+        turns = traj["turns"]
+        assert len(turns) == traj["length"] > 1
+        assert all(len(t["entropy"]) == len(t["token_ids"]) > 0 for t in turns)
+        assert all(t["tool_results"] for t in turns[:-1])

@@ -200,7 +200,7 @@ def test_epo_regulariser_is_the_same_on_trajectory_rows():
     _, s, t = both()
     reference = 0.3 + 0.05 * s.rows.turn.double()
     kwargs = dict(step=4, total_steps=10, variant="released", kappa_l=0.0, kappa_r=0.5, gate_turn=1)
-    want, _ = epo_regularizer(
+    want, want_terms = epo_regularizer(
         s.entropy.double(), s.mask.bool(), s.rows.traj, turn=s.rows.turn, reference=reference, **kwargs
     )
     token_turn = t.to_rows(t.rows.turn.double().unsqueeze(1) * t.mask)
@@ -209,10 +209,16 @@ def test_epo_regulariser_is_the_same_on_trajectory_rows():
     traj = t.per_row(t.rows.traj.double()).round().long()
     entropy = t.to_rows(t.entropy.double())
     ent, mask, traj_s, turn_s, ref_s = turn_segments(
-        entropy, row_mask, traj, torch.ones(1), token_turn, token_reference
+        entropy,
+        row_mask,
+        traj,
+        t.per_row(reference[: len(t.rows.turn)].double()),
+        token_turn,
+        token_reference,
     )
-    got, _ = epo_regularizer(ent, mask, traj_s, turn=turn_s, reference=ref_s, **kwargs)
+    got, terms = epo_regularizer(ent, mask, traj_s, turn=turn_s, reference=ref_s, **kwargs)
     assert torch.allclose(got, want, atol=1e-9) and float(want) != 0.0
+    assert float(terms["epo/reference"]) == pytest.approx(float(want_terms["epo/reference"]))
 
 
 def test_row_scores_put_penalties_at_each_turn_and_the_outcome_once():

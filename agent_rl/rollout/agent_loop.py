@@ -416,7 +416,7 @@ class EnvAgentLoop(AgentLoopBase):
             "valid_action_ratio": sum(s["valid"] for s in steps) / max(num_steps, 1),
             "env_failed": float(env_failed),
             # SPEAR's tool-call bonus counts these (a text game's steps; a tool environment's counted tool)
-            "tool_calls": float((episode or {}).get("tool_calls", num_steps)),
+            "episode_tool_calls": float((episode or {}).get("tool_calls", num_steps)),
         }
 
     def _outputs(

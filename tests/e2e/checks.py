@@ -42,13 +42,14 @@ def assert_parameters_changed(run, step=2):
     assert all(after[name].isfinite().all() for name in after)
 
 
-def assert_per_step_samples(run, max_steps=4, trajectories=16):
+def assert_per_step_samples(run, max_steps=4, trajectories=16, rows="step"):
     for step in run["steps"]:
         data = step["data"]
         assert data["env/trajectories"] == trajectories  # 4 tasks x rollout.n 4
         assert 1 <= data["env/episode_length/mean"] <= max_steps
-        # one training row per environment step
-        assert data["env/steps_per_trajectory"] == pytest.approx(data["env/episode_length/mean"])
+        # one training row per environment step (agent.rows=step), or per episode (trajectory)
+        per_trajectory = data["env/episode_length/mean"] if rows == "step" else 1.0
+        assert data["env/steps_per_trajectory"] == pytest.approx(per_trajectory)
         assert 0.0 <= data["env/success_rate"] <= 1.0 and 0.0 <= data["env/valid_action_ratio"] <= 1.0
 
 

@@ -1,6 +1,7 @@
-"""The other two environments and DAPO with the methods, end to end on the CPU (one step each): ScienceWorld
-with DAPO alone, WebShop with DAPO + SPEAR, DAPO with EMPG (ALFWorld, every group evicted) and with AEM
-(WebShop, LoRA adapters). The run table is in test_train_cpu.py's docstring."""
+"""The other environments and DAPO with the methods, end to end on the CPU (one step each): ScienceWorld with
+DAPO alone, math_python with DAPO + SPEAR (trajectory rows) and with GRPO + EMPG + EPO (2 steps and
+validation), DAPO with AEM (WebShop, LoRA adapters), DAPO with EMPG on the user's own environment. The run
+table is in test_train_cpu.py's docstring."""
 
 from __future__ import annotations
 
@@ -23,13 +24,19 @@ from tests.e2e.conftest import run_agent_rl
 pytestmark = pytest.mark.e2e
 
 
-# The other two environments train with DAPO, covering DAPO without a method (ScienceWorld) and DAPO with
-# SPEAR (WebShop); the rest of the DAPO x method matrix is below (DAPO x EMPG evicts every group).
+# ScienceWorld trains with DAPO alone; DAPO with SPEAR trains on math_python, SPEAR's own tool benchmark, on
+# trajectory rows (its default layout): the tool-call bonus counts the code interpreter's calls, the replay
+# stores trajectory rows. The rest of the DAPO x method matrix is below (DAPO x EMPG evicts every group).
 # One step each: the default run shows a second step after the weight sync.
 @pytest.mark.parametrize(
-    ("env", "method", "penalty"), [("scienceworld", "none", True), ("webshop", "spear", True)]
+    ("env", "method", "extra"),
+    [
+        ("scienceworld", "none", ()),
+        # a penalty for malformed turns gives DAPO groups with signal (math_python's own is SPEAR's 0)
+        ("math_python", "spear", ("env.invalid_action_penalty=0.1", "data.max_response_length=256")),
+    ],
 )
-def test_environment_trains(env, method, penalty, tmp_path, ray_address):
+def test_environment_trains(env, method, extra, tmp_path, ray_address):
     run = run_agent_rl(
         tmp_path,
         f"env={env}",
@@ -39,15 +46,18 @@ def test_environment_trains(env, method, penalty, tmp_path, ray_address):
         "trainer.total_training_steps=1",
         NO_VALIDATION,
         CHECKPOINT_HF,
-        *(() if penalty else (NO_PENALTY,)),
+        *extra,
         ray_address=ray_address,
     )
     assert [s["step"] for s in run["steps"]] == [1]
     expected = ("method/spear/bonus_mean", "method/spear/stored_rows") if method == "spear" else ()
     assert_finite(run, required=("actor/entropy", "actor/pg_loss", "env/success_rate", *expected))
-    assert_per_step_samples(run)
+    assert_per_step_samples(run, rows="trajectory" if env == "math_python" else "step")
     assert_parameters_changed(run, step=1)
-    assert_dapo_sampling(run, every_group_evicted=not penalty)
+    assert_dapo_sampling(run, every_group_evicted=False)
+    if method == "spear":  # the bonus counts tool calls; the buffer stores trajectory rows (one per episode)
+        data = run["steps"][0]["data"]
+        assert data["method/spear/stored_rows"] <= data["env/trajectories"]
 
 
 # DAPO with the remaining methods (none and spear are in test_environment_trains, epo in its resume test,

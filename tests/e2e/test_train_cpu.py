@@ -13,9 +13,11 @@ Runs (steps trained), what each checks, and where:
   outputs, mini-batches in rows, the console (one line per step, the start-up line, the rest in
   train.log), agent-rl-report and its viewer in Chromium; agent-rl-eval on its checkpoint (validation
   only): checkpoint loaded, every task once, nothing saved;
-- test_environments.py: ScienceWorld with DAPO, WebShop with DAPO + SPEAR (1): the environments, DAPO's
-  dynamic sampling; DAPO with EMPG, AEM (1): each method on DAPO, DAPO's sampling rule; AEM (DAPO, WebShop)
-  trains LoRA adapters (model.lora_rank=8): verl's LoRA on the CPU;
+- test_environments.py: ScienceWorld with DAPO, math_python with DAPO + SPEAR on trajectory rows (1): the
+  environments, DAPO's dynamic sampling, SPEAR's tool-call bonus on a real tool; math_python with GRPO +
+  EMPG + EPO on trajectory rows (2 + validation): tool calls in the sandbox, both methods on turn segments
+  (EPO's loss on the workers too), the viewer's turns; AEM (DAPO, WebShop) trains LoRA adapters
+  (model.lora_rank=8): verl's LoRA on the CPU; DAPO + EMPG on the user's own environment (2);
 - test_resumes.py: SPEAR (GRPO) and EPO (DAPO), each trained 1 step then resumed for 1: method state in
   checkpoints, replay, Clip-Cov, EPO's history, DAPO with EPO; EPO resumes by relaunching the same command
   (its run folder, outputs/<run_name>);

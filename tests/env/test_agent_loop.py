@@ -313,6 +313,7 @@ def test_tool_calls_run_in_the_sandbox_and_the_answer_ends_the_episode(math_setu
         assert [f["action_valid"] for f in fields] == [True, False, True]
         assert [f["step_penalty"] for f in fields] == [0.0, 0.1, 0.0]
         assert fields[1]["invalid_reason"] == "bad_json" and fields[0]["tool_results"] == ["42"]
+        assert [json.loads(c)["arguments"] for c in fields[0]["tool_calls"]] == [{"code": "print(6 * 7)"}]
         fields = fields[-1]
     else:
         (out,) = outputs
@@ -326,7 +327,9 @@ def test_tool_calls_run_in_the_sandbox_and_the_answer_ends_the_episode(math_setu
             [t for t, m in zip(out.response_ids, out.response_mask, strict=True) if not m]
         )
         assert "<tool_response>\n42\n</tool_response>" in between
-    assert fields["won"] == 1.0 and fields["tool_calls"] == 1.0  # one well-formed call of the counted tool
+    assert (
+        fields["won"] == 1.0 and fields["episode_tool_calls"] == 1.0
+    )  # one well-formed call of the counted tool
     assert outputs[-1].reward_score == float(cfg.env.success_reward)
 
 

@@ -211,7 +211,9 @@ class Method:
         return advantages
 
     def after_advantages(self, advantages: torch.Tensor, batch: StepBatch) -> dict[str, torch.Tensor]:
-        """Per-row ``(rows,)`` fields for the actor workers' loss (field names must be the method's own)."""
+        """Per-row ``(rows,)`` or per-token ``(rows, T)`` fields for the actor workers' loss (field names must
+        be the method's own). With trajectory rows the trainer moves them onto the batch's rows
+        (``per_row``: the token-weighted mean; per-token fields: each token its step's value)."""
         return {}
 
     # ---- the actor update --------------------------------------------------------------------------------

@@ -343,3 +343,29 @@ def test_the_lesson_answers_with_a_well_formed_call_or_the_right_answer():
     assert forms == {"call", "answer"}
     corpus = MathPython.lesson_corpus()
     assert math_python.SYSTEM_PROMPT in corpus and len(corpus) > 300
+
+
+def test_a_machine_without_bubblewrap_is_refused_before_ray_with_the_install_command(monkeypatch):
+    """`agent-rl env=math_python`'s checks (before Ray starts) refuse, in one sentence naming the install
+    command, where bubblewrap is missing; code never runs unsandboxed (the tool refuses to build too)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from agent_rl.cli import train
+    from agent_rl.envs.tools import python, sandbox
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(train.CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=["env=math_python", "model=tiny"])
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sandbox, "_bwrap", lambda: None)
+    sandbox.sandbox_missing.cache_clear()
+    try:
+        with pytest.raises(train.ConfigError) as refused:
+            train.check_environment(cfg)
+        message = str(refused.value)
+        assert "apt-get install" in message and "bubblewrap" in message and message.count(". ") == 0
+        with pytest.raises(RuntimeError):
+            python.PythonTool()
+    finally:
+        sandbox.sandbox_missing.cache_clear()

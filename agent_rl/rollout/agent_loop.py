@@ -108,6 +108,9 @@ class EnvAgentLoop(AgentLoopBase):
         self.seed = int(self.config.get("seed", 0) or 0)
         self.prompt_length = int(self.rollout_config.prompt_length)
         self.response_length = int(self.rollout_config.response_length)
+        self.max_model_len = int(
+            self.rollout_config.get("max_model_len") or self.prompt_length + self.response_length
+        )
         self.tool_env = issubclass(self.env_cls, ToolEnvironment)
         self.rows = str((self.config.get("agent") or {}).get("rows", "step"))
         self.max_tool_calls = int(self.env_cfg.get("max_tool_calls_per_turn", 4))
@@ -179,8 +182,9 @@ class EnvAgentLoop(AgentLoopBase):
             token_turn: list[int] = []
             for turn in range(self.max_steps):
                 budget = self.response_length - len(mask) if trajectory else self.response_length
+                budget = min(budget, self.max_model_len - len(ids))  # step rows: the context grows each turn
                 if budget < 1:
-                    break
+                    break  # no room left for another turn
                 params = {**sampling_params, "max_tokens": budget}
                 if seed_key is not None:
                     params["seed"] = request_seed(f"{seed_key}|{turn}")

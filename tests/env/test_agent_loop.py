@@ -339,3 +339,17 @@ def test_a_wrong_answer_loses_and_an_answerless_turn_is_told_what_it_lacks(math_
     assert "neither a tool call nor a final answer" in server.prompts[1]
     assert out.extra_fields["turn_valid"] == [False, True] and out.extra_fields["won"] == 0.0
     assert out.reward_score == 0.0
+
+
+def test_step_rows_of_a_conversation_stop_when_the_context_fills_vllms_window(math_setup):
+    """Step rows of a conversation: each turn's context is the whole conversation so far; the episode stops
+    before a turn whose context would leave vLLM no room to generate (``rollout.max_model_len``)."""
+    cfg, tokenizer, row = math_setup
+    cfg = cfg.copy()
+    cfg.actor_rollout_ref.rollout.max_model_len = 1200
+    outputs, server = play_rows(cfg, tokenizer, row, [f"Again. {CALL}"] * 8, "step")
+    assert 1 <= len(outputs) < 8 and len(server.prompts) == len(outputs)
+    assert all(
+        p["max_tokens"] <= 1200 - len(tokenizer.encode(q))
+        for p, q in zip(server.params, server.prompts, strict=True)
+    )

@@ -54,8 +54,9 @@ def setup(ray_local):
     return cfg, tokenizer, rows
 
 
-def play(cfg, tokenizer, row, answers, session_id=3):
-    server = ScriptedServer(tokenizer, answers)
+def play(cfg, tokenizer, row, answers, session_id=3, server_cls=None):
+    """One episode of the real agent loop against a scripted server (`ScriptedServer` by default)."""
+    server = (server_cls or ScriptedServer)(tokenizer, answers)
 
     async def episode():  # built inside the event loop, as verl's agent-loop worker does
         loop = EnvAgentLoop(
@@ -192,30 +193,11 @@ class PieceServer(ScriptedServer):
         )
 
 
-def play_rows(cfg, tokenizer, row, answers, rows: str, server_cls=ScriptedServer):
+def play_rows(cfg, tokenizer, row, answers, rows: str, server_cls=None):
+    """`play` with ``agent.rows=rows``."""
     cfg = cfg.copy()
     cfg.agent.rows = rows
-    server = server_cls(tokenizer, answers)
-
-    async def episode():
-        loop = EnvAgentLoop(
-            trainer_config=DictConfigWrap(cfg),
-            server_manager=server,
-            tokenizer=tokenizer,
-            processor=None,
-            dataset_cls=None,
-            data_config=DictConfigWrap(cfg.data),
-            hf_model_type="qwen2",
-        )
-        return await loop.run(
-            {"temperature": 1.0},
-            uid="u1",
-            session_id=3,
-            env_spec=row["env_spec"],
-            extra_info=row["extra_info"],
-        )
-
-    return asyncio.run(episode()), server
+    return play(cfg, tokenizer, row, answers, server_cls=server_cls)
 
 
 def test_trajectory_rows_hold_every_turn_exactly_as_generated(setup):

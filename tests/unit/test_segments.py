@@ -229,3 +229,18 @@ def test_row_scores_put_penalties_at_each_turn_and_the_outcome_once():
         assert float(scores[r].sum()) == pytest.approx(10.0 * e["won"] - sum(e["penalty"]))
         ends = [int(i) for i in torch.nonzero(scores[r]).flatten()]
         assert len(ends) <= len(e["lengths"])
+
+
+def test_per_row_values_are_the_token_weighted_means_of_the_rows_steps():
+    """What a method keeping per-row state reads (SPEAR's replay: each row's return, advantage, group): a
+    value constant over a trajectory's steps is the row's value; any other is its token-weighted mean."""
+    eps, _, t = both()
+    assert torch.equal(t.per_row(t.rows.outcome), torch.tensor([10.0 * e["won"] for e in eps]))
+    steps = torch.arange(len(t.rows.turn), dtype=torch.float)
+    tokens = t.mask.sum(1)
+    for r in range(len(eps)):
+        own = t.segments.row == r
+        want = (steps[own] * tokens[own]).sum() / tokens[own].sum()
+        assert float(t.per_row(steps)[r]) == pytest.approx(float(want))
+    step_layout_batch = both()[1]
+    assert torch.equal(step_layout_batch.per_row(steps[: len(step_layout_batch.rows.turn)]), steps)

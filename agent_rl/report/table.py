@@ -19,6 +19,10 @@ Quantities
   because every paper reports percent. A plain ``val-aux/<env>/all/won`` key is read the same way.
 - WebShop score = ``val-aux/webshop/all/score/mean@N`` x 100 (the 0-1 WebShop reward of the purchase;
   the papers report it on 0-100).
+- Of one task type: the same with the task type in place of ``all``. verl logs every validation metric per
+  data source, and our rows' data source is ``<env>/<task type>`` (agent_rl/training/data.py), so e.g.
+  SPEAR's AIME24 = ``val-aux/math_python/aime2024/won/mean@32`` x 100 (``env.val_split=aime`` validates on
+  both years, task types ``aime2024`` and ``aime2025``).
 - The training metric ``env/success_rate`` is not used: the papers' numbers are validation numbers.
 - An evaluation's step is its row's ``training/global_step``, or W&B's ``_step`` where that is absent.
 
@@ -52,8 +56,10 @@ WebShop score, else success; "*", "star", "best" or "max" -> best; "window" or "
 only runs validated on that split (``env.val_split``; ALFWorld valid_seen / valid_unseen, ScienceWorld
 L0-test / L1-test); a metric that names no split uses the IID runs of those two envs (the OOD runs of
 EPO's recipe are separate runs of the same row, ``env.val_split=...``). A metric may also be a mapping
-``{name:, quantity: won|score, agg: best|window|final, split:}``. Without ``metrics`` the defaults are
-EPO: Succ.*, Succ.; others: Succ. (+ Score with WebShop).
+``{name:, quantity: won|score, agg: best|window|final, split:, task_type:}`` (the keys not given are read
+from the name as above); ``task_type`` makes it the metric of that validation task type instead of the
+environment-wide one (``all``): ``{name: AIME24, task_type: aime2024}``. Without ``metrics`` the defaults
+are EPO: Succ.*, Succ.; others: Succ. (+ Score with WebShop).
 
 Matching runs to rows: by config ``experiment.row`` when the run has one, else by every one of ``env``,
 ``algo``, ``method``, ``model`` (and ``val_split``) that the row names (model names compared without case
@@ -81,6 +87,8 @@ PERCENT = 100.0
 WINDOW_FRACTION = 1.0 / 6.0
 QUANTITIES = ("won", "score")
 AGGREGATIONS = ("best", "window", "final")
+ENV_WIDE = "all"  # the task type of the environment-wide validation metrics (agent_rl's trainer adds them)
+METRIC_KEYS = ("name", "quantity", "agg", "split", "task_type")  # a table.yaml metric given as a mapping
 MATCH_FIELDS = {
     "env": "env.name",
     "algo": "algo.name",
@@ -136,6 +144,7 @@ class MetricSpec:
     quantity: str  # "won" (success) or "score"
     agg: str  # "best", "window" or "final"
     split: str | None = None  # "iid", "ood", a split name, or None for any
+    task_type: str = ENV_WIDE  # the validation task type it is computed from; "all": the whole env
 
 
 @dataclass
@@ -311,21 +320,25 @@ def _step(row: Mapping[str, Any]) -> float | None:
     return None
 
 
-def validation_key(keys: Iterable[str], env: str | None, quantity: str = "won") -> str | None:
-    """The history key of the env-wide validation ``quantity`` (``val-aux/<env>/all/<quantity>/mean@N``, the
-    largest N; or the plain ``val-aux/<env>/all/<quantity>``). ``env=None``: any env, if only one has it."""
+def validation_key(
+    keys: Iterable[str], env: str | None, quantity: str = "won", task_type: str = ENV_WIDE
+) -> str | None:
+    """The history key of the validation ``quantity`` of ``task_type`` (``all``: the whole env):
+    ``val-aux/<env>/<task_type>/<quantity>/mean@N``, the largest N, or the plain
+    ``val-aux/<env>/<task_type>/<quantity>``. ``env=None``: any env, if only one has it."""
     env_re = re.escape(env) if env else r"[^/]+"
-    pattern = re.compile(rf"^val-(?:aux|core)/({env_re})/all/{re.escape(quantity)}(?:/mean@(\d+))?$")
+    name = f"{re.escape(task_type)}/{re.escape(quantity)}"
+    pattern = re.compile(rf"^val-(?:aux|core)/({env_re})/{name}(?:/mean@(\d+))?$")
     matches = [(m.group(1), int(m.group(2) or 0), k) for k in set(keys) if (m := pattern.match(k))]
     if not matches or len({m[0] for m in matches}) > 1:
         return None
     return max(matches)[2]
 
 
-def evaluations(run: Run, quantity: str = "won") -> dict[float, float]:
-    """{step: value in percent} of the run's validation ``quantity`` (finite values only)."""
+def evaluations(run: Run, quantity: str = "won", task_type: str = ENV_WIDE) -> dict[float, float]:
+    """{step: value in percent} of the run's validation ``quantity`` of ``task_type`` (finite values only)."""
     keys = {k for row in run.history for k in row}
-    key = validation_key(keys, config_get(run.config, "env.name"), quantity)
+    key = validation_key(keys, config_get(run.config, "env.name"), quantity, task_type)
     if key is None:
         return {}
     out = {}
@@ -369,6 +382,8 @@ def aggregate(evals: Mapping[float, float], agg: str, window_start: float | None
 def metric_spec(metric: str | Mapping[str, Any], paper: str | None = None) -> MetricSpec:
     """What a table.yaml metric computes (module docstring): from its name, or from a mapping."""
     if isinstance(metric, Mapping):
+        if "name" not in metric or set(metric) - set(METRIC_KEYS):
+            raise ValueError(f"metric {dict(metric)!r}: a mapping needs `name` and may set {METRIC_KEYS[1:]}")
         name = str(metric["name"])
         parsed = metric_spec(name, paper)
         spec = MetricSpec(
@@ -376,6 +391,7 @@ def metric_spec(metric: str | Mapping[str, Any], paper: str | None = None) -> Me
             quantity=metric.get("quantity", parsed.quantity),
             agg=metric.get("agg", parsed.agg),
             split=metric.get("split", parsed.split),
+            task_type=str(metric.get("task_type", ENV_WIDE)),
         )
     else:
         name = str(metric)
@@ -393,6 +409,8 @@ def metric_spec(metric: str | Mapping[str, Any], paper: str | None = None) -> Me
         spec = MetricSpec(name=name, quantity=quantity, agg=agg, split=split)
     if spec.quantity not in QUANTITIES or spec.agg not in AGGREGATIONS:
         raise ValueError(f"metric {name!r}: quantity must be one of {QUANTITIES}, agg one of {AGGREGATIONS}")
+    if not spec.task_type or "/" in spec.task_type:
+        raise ValueError(f"metric {name!r}: task_type {spec.task_type!r} is not a task type name")
     return spec
 
 
@@ -485,7 +503,7 @@ def compute_rows(
             members[key].append(run)
 
     # 2. rows -> one value per seed and metric
-    quantities = sorted({s.quantity for s in specs}, key=QUANTITIES.index)
+    wanted = list(dict.fromkeys((s.task_type, s.quantity) for s in specs))  # the metrics the specs read
     without_val: set[str] = set()
     used: set[str] = set()
     results = []
@@ -508,13 +526,11 @@ def compute_rows(
         by_seed: dict[Any, list[Run]] = {}
         for run in row_runs:
             by_seed.setdefault(config_get(run.config, "seed", run.name), []).append(run)
-            if run.source not in without_val and not any(evaluations(run, q) for q in quantities):
+            if run.source not in without_val and not any(evaluations(run, q, t) for t, q in wanted):
                 without_val.add(run.source)
                 env = config_get(run.config, "env.name") or "<env>"
-                notes.append(
-                    f"run `{run.name}` ({run.source}, row `{key}`): no validation metric "
-                    f"`val-aux/{env}/all/{'|'.join(quantities)}`"
-                )
+                names = " or ".join(f"`val-aux/{env}/{t}/{q}`" for t, q in wanted)
+                notes.append(f"run `{run.name}` ({run.source}, row `{key}`): no validation metric {names}")
         for seed, seed_runs in sorted(by_seed.items(), key=lambda kv: _seed_order(kv[0])):
             if len(seed_runs) > 1:
                 notes.append(
@@ -527,7 +543,7 @@ def compute_rows(
                 used.update(r.source for r in chosen)
                 evals: dict[float, float] = {}
                 for r in chosen:  # later runs (resumed ones) win on a shared step
-                    evals.update(evaluations(r, spec.quantity))
+                    evals.update(evaluations(r, spec.quantity, spec.task_type))
                 has_any |= bool(evals)
                 start = window_start
                 if spec.agg == "window" and start is None:
@@ -551,6 +567,14 @@ def compute_rows(
 
 def _seed_order(seed: Any) -> tuple[int, Any]:
     return (0, seed) if isinstance(seed, int | float) and not isinstance(seed, bool) else (1, str(seed))
+
+
+def _qualifiers(spec: MetricSpec) -> str:
+    """What restricts a metric's runs and tasks: " (iid, task type aime2024)", or "" for nothing."""
+    parts = ([spec.split] if spec.split else []) + (
+        [f"task type {spec.task_type}"] if spec.task_type != ENV_WIDE else []
+    )
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _fmt(value: Any) -> str:
@@ -598,10 +622,13 @@ def render_markdown(
         ),
         "final": "last validation evaluation",
     }
+    keys = "Success = `val-aux/<env>/all/won` × 100, score = `val-aux/<env>/all/score` × 100"
+    if any(s.task_type != ENV_WIDE for s in specs):
+        keys += "; of one task type, the same with `<task type>` in place of `all`"
     lines.append(
         "Ours: mean over seeds (± population std over seeds) of each run's "
-        + "; ".join(f"{s.name} = {what[s.agg]}" + (f" ({s.split})" if s.split else "") for s in specs)
-        + ". Success = `val-aux/<env>/all/won` × 100, score = `val-aux/<env>/all/score` × 100. "
+        + "; ".join(f"{s.name} = {what[s.agg]}" + _qualifiers(s) for s in specs)
+        + f". {keys}. "
         "Validation: `fixed` = the same tasks at every evaluation; `epo` = tasks drawn afresh for each "
         "evaluation (EPO's protocol, `env.val_protocol=epo`)."
     )

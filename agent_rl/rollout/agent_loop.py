@@ -256,8 +256,8 @@ class EnvAgentLoop(AgentLoopBase):
                 steps.append(step)
                 won, score = bool(info.get("won", False)), float(info.get("score", 0.0))
                 env_failed = bool(info.get("env_failed", False))
-                if done:
-                    break
+                if done or turn == self.max_steps - 1:
+                    break  # the row ends with the model's last tokens (no observation nobody answers)
                 messages = previous + added
                 merged, new_mask, aligned = await self.ct_merge_context_msg(
                     previous, messages, ids, mask, logprobs if logprobs else None, tools=self.tools

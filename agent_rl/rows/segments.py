@@ -98,10 +98,10 @@ def collapse_rows(x: torch.Tensor, seg: Segments, rows: int) -> torch.Tensor:
     return torch.where(total > 0, weighted / total.clamp(min=1e-12), mean)
 
 
-def last_tokens(seg: Segments) -> torch.Tensor:
-    """``(S,)`` the index of each segment's last token (0 for an empty segment)."""
-    positions = torch.arange(seg.mask.shape[1]).expand_as(seg.mask)
-    return torch.where(seg.mask.bool(), positions, torch.zeros_like(positions)).amax(1)
+def last_tokens(mask: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` the index of each row's last token under ``mask (n, T)`` (0 for an empty row)."""
+    positions = torch.arange(mask.shape[1]).expand_as(mask)
+    return torch.where(mask.bool(), positions, torch.zeros_like(positions)).amax(1)
 
 
 def segment_extras(extra: list[dict[str, Any]], seg: Segments) -> list[dict[str, Any]]:

@@ -157,7 +157,7 @@ def validation_draw(num_tasks: int, per_eval: int, seed: int, step: int) -> list
 def row_scores(step: StepBatch, lengths: torch.Tensor) -> torch.Tensor:
     """``(rows, T)`` token-level scores: a step row's outcome minus its penalty at its last response token
     (``lengths``: the rows' response lengths); a trajectory row's turn penalties at each turn's last token
-    and its outcome once, at its last response token."""
+    and its outcome once, at its last model token (verl's GAE skips the environment's tokens)."""
     rows = step.rows
     if step.segments is None:
         scores = torch.zeros(step.mask.shape)
@@ -167,11 +167,13 @@ def row_scores(step: StepBatch, lengths: torch.Tensor) -> torch.Tensor:
     scores = torch.zeros((step.num_rows, step.mask.shape[1]))
     has_tokens = seg.mask.any(1)
     scores.index_put_(
-        (seg.row[has_tokens], last_tokens(seg)[has_tokens]), -rows.penalty[has_tokens], accumulate=True
+        (seg.row[has_tokens], last_tokens(seg.mask)[has_tokens]), -rows.penalty[has_tokens], accumulate=True
     )
     outcome = torch.zeros(step.num_rows)
     outcome[seg.row] = rows.outcome  # the same on every segment of a row
-    scores[torch.arange(step.num_rows), (lengths - 1).clamp(min=0)] += outcome
+    row_mask = step.to_rows(seg.mask)
+    last = torch.where(row_mask.any(1), last_tokens(row_mask), (lengths - 1).clamp(min=0))
+    scores[torch.arange(step.num_rows), last] += outcome
     return scores
 
 

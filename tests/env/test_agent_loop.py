@@ -335,3 +335,14 @@ def test_step_rows_of_a_conversation_stop_when_the_context_fills_vllms_window(ma
         p["max_tokens"] <= 1200 - len(tokenizer.encode(q))
         for p, q in zip(server.params, server.prompts, strict=True)
     )
+
+
+def test_a_trajectory_row_cut_at_max_steps_ends_with_the_models_tokens(setup):
+    cfg, tokenizer, rows = setup
+    cfg = cfg.copy()
+    cfg.env.max_steps, cfg.data.max_response_length = 2, 2048
+    (out,), server = play_rows(
+        cfg, tokenizer, rows[0], ["<think>x</think><action>look</action>"] * 2, "trajectory"
+    )
+    assert out.extra_fields["num_steps"] == 2 and out.response_mask[-1] == 1
+    assert tokenizer.decode(out.response_ids[-3:]).endswith("</action><|im_end|>")

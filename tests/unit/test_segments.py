@@ -229,6 +229,8 @@ def test_row_scores_put_penalties_at_each_turn_and_the_outcome_once():
         assert float(scores[r].sum()) == pytest.approx(10.0 * e["won"] - sum(e["penalty"]))
         ends = [int(i) for i in torch.nonzero(scores[r]).flatten()]
         assert len(ends) <= len(e["lengths"])
+        last_model_token = int(torch.nonzero(t.to_rows(t.mask.float())[r]).max())
+        assert float(scores[r, last_model_token]) == pytest.approx(10.0 * e["won"] - e["penalty"][-1])
 
 
 def test_per_row_values_are_the_token_weighted_means_of_the_rows_steps():

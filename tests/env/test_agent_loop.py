@@ -345,4 +345,4 @@ def test_a_trajectory_row_cut_at_max_steps_ends_with_the_models_tokens(setup):
         cfg, tokenizer, rows[0], ["<think>x</think><action>look</action>"] * 2, "trajectory"
     )
     assert out.extra_fields["num_steps"] == 2 and out.response_mask[-1] == 1
-    assert tokenizer.decode(out.response_ids[-3:]).endswith("</action><|im_end|>")
+    assert tokenizer.decode(out.response_ids[-8:]).endswith("</action><|im_end|>")

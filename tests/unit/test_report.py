@@ -272,6 +272,11 @@ def make_run(folder: Path, steps=(1, 2, 3), resumed_at: int | None = 2) -> Path:
                 "action": "go north",
                 "valid": t == 0,
                 "reason": None if t == 0 else "missing_action_tags",
+                # a tool environment's turn: its calls and the tools' answers (none on turn 1)
+                "tool_calls": ['{"name": "code_interpreter", "arguments": {"code": "print(6*7)"}}']
+                if t == 0
+                else [],
+                "tool_results": ["42 <i>not markup</i>"] if t == 0 else [],
             }
             for t in range(2)
         ]
@@ -370,4 +375,10 @@ def test_the_viewer_renders_coloured_tokens_in_a_real_browser(tmp_path):
     texts = {e["attrs"].get("class"): e["text"] for e in elements(dom) if e["tag"] in ("pre", "code", "span")}
     assert texts["observation"] == "room 1 <b>not markup</b>" and texts["action"] == "go north"
     assert "invalid (missing_action_tags)" in dom and "return 9.900" in dom
+    # tool calls and tool results: blocks of their own, as text
+    blocks = [(e["attrs"].get("class"), e["text"]) for e in elements(dom) if e["tag"] == "pre"]
+    assert [b for b in blocks if b[0] in ("tool-call", "tool-result")] == [
+        ("tool-call", '{"name": "code_interpreter", "arguments": {"code": "print(6*7)"}}'),
+        ("tool-result", "42 <i>not markup</i>"),
+    ]
     screenshot(index, tmp_path / "viewer.png", tmp_path)

@@ -42,7 +42,8 @@ def test_unknown_choice_lists_the_valid_ones_before_ray(tmp_path):
 def test_verl_file_in_a_shared_group_name_is_refused(tmp_path):
     out = agent_rl(tmp_path, "model=hf_model")
     assert out.returncode == 2
-    assert "unknown model='hf_model'; valid choices: qwen2.5-1.5b, qwen2.5-3b, qwen2.5-7b, tiny" in out.stderr
+    valid = "qwen2.5-1.5b, qwen2.5-32b, qwen2.5-3b, qwen2.5-7b, qwen3-32b, tiny"
+    assert f"unknown model='hf_model'; valid choices: {valid}\n" in out.stderr
     assert not ray_started(tmp_path)
 
 

@@ -15,11 +15,11 @@ GROUPS = {g: train.group_options(g) for g in train.GROUPS}
 
 def test_groups_have_the_expected_choices():
     assert GROUPS["algo"] == ["dapo", "gigpo", "grpo", "ppo"]
-    assert GROUPS["model"] == ["qwen2.5-1.5b", "qwen2.5-3b", "qwen2.5-7b", "tiny"]
+    assert GROUPS["model"] == ["qwen2.5-1.5b", "qwen2.5-32b", "qwen2.5-3b", "qwen2.5-7b", "qwen3-32b", "tiny"]
     assert GROUPS["cluster"] == ["1gpu", "8gpu", "cpu", "multinode"]
     assert GROUPS["logger"] == ["console", "wandb"]
     assert GROUPS["method"] == ["aem", "empg", "epo", "none", "spear"]
-    assert GROUPS["env"] == ["alfworld", "arith", "frozenlake", "scienceworld", "webshop"]
+    assert GROUPS["env"] == ["alfworld", "arith", "frozenlake", "math_python", "scienceworld", "webshop"]
 
 
 def combinations() -> list[dict[str, str]]:
@@ -174,7 +174,11 @@ def test_grpo_statistics_default_to_verl_agents(hydra_ctx, algo):
             ["env=frozenlake", "env.history_length=null"],
             r"env=frozenlake lacks env.history_length; set them in",
         ),
-        (["env=nethack"], r"unknown env='nethack'; valid choices: alfworld, arith, frozenlake, scienceworld"),
+        (
+            ["env=nethack"],
+            r"unknown env='nethack'; valid choices: alfworld, arith, frozenlake, math_python, scienceworld, "
+            r"webshop$",
+        ),
     ],
 )
 def test_an_environment_that_will_not_run_is_refused_in_one_sentence(hydra_ctx, overrides, message):

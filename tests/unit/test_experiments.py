@@ -17,6 +17,7 @@ from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
 from agent_rl.cli import train
+from agent_rl.report.table import METRIC_KEYS, metric_spec
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = train.CONF_DIR / "experiment"
@@ -25,6 +26,10 @@ PAPERS = ("epo", "empg", "aem", "spear")
 OURS = ("laptop",)  # recipes of our own, with no paper table (recipes/laptop: the learning check)
 ROW_FIELDS = ("env", "algo", "method", "model")
 TABLE_START, TABLE_END = "<!-- paper-table:start -->", "<!-- paper-table:end -->"
+# The validation task types an environment's rows are scored on one by one where a paper reports them so:
+# SPEAR's AIME24 / AIME25, task types aime2024 and aime2025 of env.val_split=aime (agent_rl/envs/math_python).
+PER_TASK_TYPE = {"math_python": ("aime2024", "aime2025")}
+ROW_PREFIX = {"math_python": "aime"}  # a row key starts with its env, or with what it validates on
 
 
 def experiment_names() -> list[str]:
@@ -39,6 +44,18 @@ def load_table(paper: str) -> dict:
 def table_row(name: str) -> dict:
     paper, row = name.split("/")
     return load_table(paper)["rows"][row]
+
+
+def metric_names(table: dict) -> list[str]:
+    """The metric columns of a table.yaml: a metric is its name, or a mapping with one."""
+    return [m["name"] if isinstance(m, dict) else m for m in table["metrics"]]
+
+
+def paper_cluster(name: str) -> tuple[str, int, int]:
+    """(cluster, nodes, GPUs per node) the paper trained on: one node of 8 GPUs (EPO App. B.1.4, EMPG, AEM,
+    SPEAR's ALFWorld/WebShop scripts), SPEAR's AIME scripts 16 nodes of 8 (run_qwen{2,3}-32b_*.sh:
+    "NNODES=16", "GPUS_PER_NODE=8")."""
+    return ("multinode", 16, 8) if name.startswith("spear/aime-") else ("8gpu", 1, 8)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +82,7 @@ def test_every_table_row_has_an_experiment_file_and_every_file_a_row():
         files = {p.stem for p in (EXPERIMENTS / paper).glob("*.yaml")}
         assert files == set(load_table(paper)["rows"]), paper
     counts = {paper: len(load_table(paper)["rows"]) for paper in PAPERS}
-    assert counts == {"epo": 8, "empg": 16, "aem": 16, "spear": 8}
+    assert counts == {"epo": 8, "empg": 16, "aem": 16, "spear": 12}  # SPEAR: 8 ALFWorld/WebShop + 4 AIME
 
 
 @pytest.mark.parametrize("paper", PAPERS)
@@ -75,18 +92,37 @@ def test_table_yaml_follows_its_schema(paper):
     assert table["paper"] == paper
     arxiv = {"epo": "2509.22576", "empg": "2509.09265", "aem": "2605.00425", "spear": "2509.22601"}[paper]
     assert isinstance(table["source"], str) and arxiv in table["source"] and "methods.md" in table["source"]
-    metrics = table["metrics"]
-    assert metrics and all(isinstance(m, str) for m in metrics) and len(set(metrics)) == len(metrics)
+    # a metric is a name, or a mapping table.py reads (metric_spec refuses a key or value it does not know)
+    for m in table["metrics"]:
+        assert isinstance(m, str) or (isinstance(m, dict) and "name" in m and set(m) <= set(METRIC_KEYS)), m
+    specs = {s.name: s for s in (metric_spec(m, paper) for m in table["metrics"])}
+    metrics = metric_names(table)
+    assert metrics and all(isinstance(m, str) for m in metrics) and len(specs) == len(metrics)
     for key, row in table["rows"].items():
         assert set(row) <= {*ROW_FIELDS, "dr_bot_filters", *metrics}, key
         assert all(isinstance(row[f], str) for f in ROW_FIELDS), key
-        assert key.startswith(f"{row['env']}-"), key
+        assert row.get("dr_bot_filters", True) is True, key  # only ever set on, on Dr.BoT rows
+        assert key.startswith(f"{ROW_PREFIX.get(row['env'], row['env'])}-"), key
         for m in metrics:
             value = row.get(m)
             assert value is None or (isinstance(value, float) and 0.0 <= value <= 100.0), (key, m)
-        # every metric of a row applies unless the env has no such quantity (ALFWorld has no score)
-        absent = [m for m in metrics if m not in row]
-        assert absent == ([] if row["env"] == "webshop" or "Score" not in metrics else ["Score"]), key
+        # which metrics a row has: those of its env's task types where the paper reports them one by one (AIME
+        # rows), else the env-wide ones, less the score where the env has none (ALFWorld)
+        per_type = [m for m in metrics if specs[m].task_type in PER_TASK_TYPE.get(row["env"], ())]
+        env_wide = [m for m in metrics if specs[m].task_type == "all"]
+        expected = per_type or [m for m in env_wide if m != "Score" or row["env"] == "webshop"]
+        assert [m for m in metrics if m in row] == expected, key
+
+
+def test_spear_aime_columns_are_the_final_accuracy_of_each_year():
+    """SPEAR's README: AIME24 / AIME25 = accuracy on each year, read from the run's validation of that task
+    type (val-aux/math_python/aime2024/won/mean@32), the last one, as Succ. is."""
+    specs = [metric_spec(m, "spear") for m in load_table("spear")["metrics"]]
+    assert [(s.name, s.quantity, s.agg, s.split, s.task_type) for s in specs] == [
+        ("Succ.", "won", "final", None, "all"),
+        ("AIME24", "won", "final", None, "aime2024"),
+        ("AIME25", "won", "final", None, "aime2025"),
+    ]
 
 
 def _pairs(paper: str) -> list[tuple[str, str]]:
@@ -95,8 +131,9 @@ def _pairs(paper: str) -> list[tuple[str, str]]:
 
 
 # The papers' own improvement columns, transcribed separately from their method rows: a typo in one of
-# table.yaml's numbers breaks the difference. EPO Table 1 "Δ" rows (relative, %); EMPG Table 1, SPEAR
-# README "(+x)" (absolute points); AEM: methods.md §4.3 lists before -> after only, so no check.
+# table.yaml's numbers breaks the difference. One gain per metric the row has, in the table's order. EPO
+# Table 1 "Δ" rows (relative, %); EMPG Table 1, SPEAR README "(+x)" (absolute points; its AIME table:
+# AIME24, AIME25); AEM: methods.md §4.3 lists before -> after only, so no check.
 PAPER_GAINS = {
     "epo": {
         "scienceworld-7b-ppo": [54.8, 152.1, 71.5, 146.0],
@@ -119,6 +156,8 @@ PAPER_GAINS = {
         "webshop-1.5b-grpo": [20.7],
         "alfworld-1.5b-drbot": [8.6],
         "webshop-1.5b-drbot": [13.9],
+        "aime-qwen2.5-32b-drbot": [1.6, 6.1],
+        "aime-qwen3-32b-drbot": [3.1, 3.2],
     },
 }
 
@@ -129,7 +168,9 @@ def test_table_numbers_agree_with_the_papers_stated_gains(paper):
     gains = PAPER_GAINS[paper]
     assert {base for base, _ in _pairs(paper)} == set(gains)
     for base, with_method in _pairs(paper):
-        for metric, stated in zip(table["metrics"], gains[base], strict=True):
+        metrics = [m for m in metric_names(table) if m in table["rows"][base]]
+        assert metrics == [m for m in metric_names(table) if m in table["rows"][with_method]], base
+        for metric, stated in zip(metrics, gains[base], strict=True):
             before, after = table["rows"][base][metric], table["rows"][with_method][metric]
             # the paper computed its gains from unrounded numbers: any value within the rounding (±0.05)
             # of the two shown ones, and the gain itself rounded to 0.1
@@ -155,7 +196,7 @@ def _readme_table(paper: str) -> tuple[list[str], list[list[str]]]:
 def test_readme_table_shows_the_numbers_of_table_yaml(paper):
     table = load_table(paper)
     header, body = _readme_table(paper)
-    for metric in table["metrics"]:
+    for metric in metric_names(table):
         assert f"{metric} paper" in header and f"{metric} ours" in header, metric
     rows = {line[0].strip("`"): dict(zip(header, line, strict=True)) for line in body}
     assert list(rows) == list(table["rows"])
@@ -163,7 +204,7 @@ def test_readme_table_shows_the_numbers_of_table_yaml(paper):
         shown = rows[key]
         assert [shown["Env"], shown["Algo"], shown["Model"]] == [row["env"], row["algo"], row["model"]]
         assert shown["Method"].split()[0] == row["method"]
-        for metric in table["metrics"]:
+        for metric in metric_names(table):
             expected = "n/a" if metric not in row else "—" if row[metric] is None else f"{row[metric]:.1f}"
             assert shown[f"{metric} paper"] == expected, (key, metric)
 
@@ -206,7 +247,7 @@ def test_experiment_is_its_table_row(configs, name):
     assert list(cfg.experiment.seeds) == [0, 1, 2]
     assert {f: cfg[f].name for f in ROW_FIELDS} == {f: row[f] for f in ROW_FIELDS}
     assert cfg.method.dr_bot_filters is row.get("dr_bot_filters", False)
-    assert cfg.cluster.name == "8gpu" and cfg.trainer.n_gpus_per_node == 8
+    assert (cfg.cluster.name, cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node) == paper_cluster(name)
     resolved = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     assert resolved["run_name"] == f"{paper}-{key}-{cfg.env.val_split}-s0"
 
@@ -353,7 +394,11 @@ def test_empg_and_aem_rows_set_the_papers_settings(configs, name):
     assert cfg.method.dr_bot_filters is False
 
 
-@pytest.mark.parametrize("name", [n for n in experiment_names() if n.startswith("spear/")])
+SPEAR_AIME = [n for n in experiment_names() if n.startswith("spear/aime-")]
+SPEAR_AGENTS = [n for n in experiment_names() if n.startswith("spear/") and n not in SPEAR_AIME]
+
+
+@pytest.mark.parametrize("name", SPEAR_AGENTS)
 def test_spear_rows_set_the_scripts_settings(configs, name):
     """verl-agent/examples/grpo_trainer/run_<env>[_drbot|_spear].sh of TencentYoutuResearch/SPEAR."""
     cfg = configs(name)
@@ -387,6 +432,61 @@ def test_spear_rows_set_the_scripts_settings(configs, name):
             1.0,
         )
         policy = actor.policy_loss
+        assert (policy.clip_cov_ratio, policy.clip_cov_lb, policy.clip_cov_ub) == (0.0002, 1.0, 5.0)
+
+
+@pytest.mark.parametrize("name", SPEAR_AIME)
+def test_spear_aime_rows_set_the_scripts_settings(configs, name):
+    """verl/recipe/spear/run_qwen{2,3}-32b_drbot.sh and run_qwen3-32b_spear.sh of TencentYoutuResearch/SPEAR
+    (run_qwen2-32b_spear.sh is a 2-GPU placeholder: a 3B model, batch 4, buffer 32; both SPEAR rows use the
+    Qwen3 script's settings), with sandbox_fusion_tool_config.yaml and the fork's actor.yaml defaults."""
+    cfg = configs(name)
+    actor, rollout, spear = _actor(cfg), cfg.actor_rollout_ref.rollout, cfg.method.name == "spear"
+    assert cfg.algo.name == "grpo" and cfg.env.name == "math_python"
+    assert cfg.model.name == ("qwen3-32b" if "-qwen3-" in name else "qwen2.5-32b")
+    # data: train_files DAPO-Math-17k, test_files AIME 2024 + 2025 (all 60 problems), 8 turns of one call
+    assert (cfg.env.train_split, cfg.env.val_split, cfg.env.max_val_tasks) == ("dapo_math", "aime", None)
+    assert (cfg.env.max_steps, cfg.env.max_tool_calls_per_turn) == (8, 1)
+    kwargs = cfg.env.env_kwargs
+    assert (kwargs.style, kwargs.timeout_s, kwargs.memory_mb) == ("spear", 30, 1024)  # retool.py, sandbox
+    assert (cfg.data.train_batch_size, rollout.n) == (128, 16)
+    assert (cfg.data.max_prompt_length, cfg.data.max_response_length) == (2048, 16384)
+    # our choice: one pass over DAPO-Math-17k's 17,917 distinct problems at 128 a step (the script: 1 epoch)
+    assert cfg.trainer.total_training_steps == 140
+    assert (cfg.trainer.test_freq, cfg.trainer.save_freq, cfg.trainer.val_before_train) == (5, 5, True)
+    assert math.isclose(actor.optim.lr, 1e-6)
+    # ppo_mini_batch_size=64 tasks, counted as verl counts them; verl's GRPO, one score per trajectory
+    assert actor.ppo_mini_batch_size == 64 and cfg.algo.mini_batch_rows is None
+    assert cfg.algo.group_stats == "trajectory"
+    assert (actor.ulysses_sequence_parallel_size, rollout.tensor_model_parallel_size) == (8, 4)
+    assert rollout.gpu_memory_utilization == 0.9
+    assert (actor.fsdp_config.param_offload, actor.fsdp_config.optimizer_offload) == (True, True)
+    # actor_max_token_len_per_gpu = (2048 + 16384) * 1, log_prob_max_token_len_per_gpu = 4 x that
+    assert cfg.cluster.tokens_per_gpu == 18432 and actor.ppo_max_token_len_per_gpu == 18432
+    assert cfg.actor_rollout_ref.ref.log_prob_max_token_len_per_gpu == 73728
+    val = rollout.val_kwargs
+    assert (val.n, val.temperature, val.top_p, val.do_sample) == (32, 1.0, 0.6, True)
+    # Dr.BoT in both rows: no KL, clip 0.2 / 0.28, no std normalisation, its loss and filters
+    assert actor.use_kl_loss is False and actor.kl_loss_coef == 0 and cfg.algorithm.use_kl_in_reward is False
+    assert (actor.clip_ratio_low, actor.clip_ratio_high, actor.clip_ratio_c) == (0.2, 0.28, 10.0)
+    assert cfg.algorithm.norm_adv_by_std_in_grpo is False
+    assert actor.loss_agg_mode == "seq-mean-token-sum-norm"
+    assert cfg.method.dr_bot_filters is True and cfg.algorithm.filter_groups.enable is False
+    assert actor.entropy_coeff == 0  # not set by the scripts: the fork's actor.yaml "entropy_coeff: 0"
+    assert actor.policy_loss.loss_mode == ("clip_cov" if spear else "vanilla")
+    if spear:
+        m = cfg.method
+        # use_toolcall_reward="cosine", max_toolcall_steps=200, max_replay_loss_ascending_steps=300
+        assert (m.bonus_mode, m.bonus_steps, m.replay_warmup_steps) == ("cosine", 200, 300)
+        assert (m.replay_capacity, m.baseline_capacity, m.tolerate_steps, m.replay_loss_coef) == (
+            2048,
+            10240,
+            5,
+            1.0,
+        )
+        assert m.replay_weight_decay is None  # weight_decay_trajectory_replay=-1: the P50 baseline
+        assert (m.replay_clip_cov.ratio, m.replay_clip_cov.lb, m.replay_clip_cov.ub) == (0.02, 1.0, 40.0)
+        policy = actor.policy_loss  # the fork's actor.yaml defaults (the script sets only the replay's)
         assert (policy.clip_cov_ratio, policy.clip_cov_lb, policy.clip_cov_ub) == (0.0002, 1.0, 5.0)
 
 

@@ -16,6 +16,14 @@ EPO table, success in % per evaluation step:
 EMPG table (final = last evaluation):
   webshop-grpo-empg  seed 0: won {5: 20, 10: 40}, score {5: 50, 10: 70}; seed 1: won {10: 60}, score {10: 80}
                      Succ. = (40+60)/2 = 50.0 ± 10.0, Score = (70+80)/2 = 75.0 ± 5.0
+SPEAR table (recipes/spear/table.yaml; AIME24 / AIME25 = the final ``won`` of task type aime2024 / aime2025,
+``val-aux/math_python/<task type>/won/mean@32``; its own runs, `aime_runs`):
+  aime-qwen3-32b-drbot-spear
+      seed 0: aime2024 {5: 50, 10: 80}, aime2025 {5: 40, 10: 75}, all {5: 45, 10: 77.5}
+      seed 1: aime2024 {10: 90}, aime2025 {10: 85}, all {10: 87.5}
+      AIME24 = 85.0 ± 5.0, AIME25 = 80.0 ± 5.0, Succ. (env-wide, both years) = 82.5 ± 5.0
+  aime-qwen3-32b-drbot
+      seed 0: all {10: 60} only: no AIME24 / AIME25 (no fallback to `all`)
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from agent_rl.report.table import (  # noqa: E402
     metric_spec,
     read_offline_run,
     read_offline_runs,
+    validation_key,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -196,6 +205,39 @@ def test_metric_names():
     assert metric_spec({"name": "x", "agg": "best"}, "empg").agg == "best"
     with pytest.raises(ValueError):
         metric_spec({"name": "x", "agg": "median"})
+    # a mapping may name the validation task type; without one a metric is the env-wide one ("all")
+    assert metric_spec("Succ.", "spear").task_type == "all"
+    aime = metric_spec({"name": "AIME24", "task_type": "aime2024"}, "spear")
+    assert (aime.quantity, aime.agg, aime.split, aime.task_type) == ("won", "final", None, "aime2024")
+    for bad in (
+        {"name": "AIME24", "task-type": "aime2024"},
+        {"task_type": "aime2024"},
+        {"name": "x", "task_type": "a/b"},
+    ):
+        with pytest.raises(ValueError):
+            metric_spec(bad, "spear")
+
+
+def test_validation_key_of_a_task_type():
+    """The largest N of ``mean@N`` of the named task type; never another task type's, nor verl's other
+    statistics of the same one (std@N, best@N/mean)."""
+    keys = [
+        "val-aux/math_python/all/won/mean@32",
+        "val-aux/math_python/aime2024/won/mean@4",
+        "val-aux/math_python/aime2024/won/mean@32",
+        "val-aux/math_python/aime2024/won/std@32",
+        "val-aux/math_python/aime2024/won/best@32/mean",
+        "val-aux/math_python/aime2025/won/mean@32",
+    ]
+    assert validation_key(keys, "math_python") == "val-aux/math_python/all/won/mean@32"
+    assert (
+        validation_key(keys, "math_python", "won", "aime2024") == "val-aux/math_python/aime2024/won/mean@32"
+    )
+    assert (
+        validation_key(keys, "math_python", "won", "aime2025") == "val-aux/math_python/aime2025/won/mean@32"
+    )
+    assert validation_key(keys, "math_python", "won", "aime2026") is None
+    assert validation_key(keys, "math_python", "score", "aime2024") is None
 
 
 def test_epo_numbers(runs):
@@ -261,3 +303,111 @@ def test_empg_final_success_and_webshop_score(runs, tmp_path):
         cli.main(["--table", str(tmp_path / "table.yaml"), "--runs", str(runs_dir), "--out", str(out)]) == 0
     )
     assert out.read_text() == build_table(runs, EMPG_TABLE)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Metrics of one task type: SPEAR's AIME table
+
+
+def aime_config(row: str, seed: int) -> dict:
+    method = "spear" if row.endswith("-spear") else "none"
+    return {
+        "env": {"name": "math_python", "val_split": "aime", "val_protocol": "fixed", "max_val_tasks": None},
+        "algo": {"name": "grpo"},
+        "method": {"name": method, "dr_bot_filters": True},
+        "model": {"name": "qwen3-32b"},
+        "seed": seed,
+        "trainer": {"total_training_steps": 10},
+        "experiment": {"paper": "spear", "row": row},
+    }
+
+
+def log_validations(
+    root: Path, cfg: dict, validations: dict[int, dict[str, float]], steps=range(1, 11)
+) -> None:
+    """One offline run: a training row per step, and at a validation step the given keys (and the keys
+    verl logs beside them, which must not be read: another N, std@N, best@N/mean)."""
+    out = root / f"run{len(list(root.iterdir()))}"
+    out.mkdir()
+    run = wandb.init(
+        mode="offline",
+        dir=out,
+        project="agent_rl",
+        config=cfg,
+        settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+    )
+    for step in steps:
+        row = {"training/global_step": step, "env/success_rate": 0.9}
+        for key, value in validations.get(step, {}).items():
+            row[key] = value
+            row[key.replace("mean@32", "mean@4")] = 0.0
+            row[key.replace("mean@32", "std@32")] = 0.5
+            row[key.replace("mean@32", "best@32/mean")] = 1.0
+        run.log(row, step=step)
+    run.finish()
+
+
+def aime_keys(aime2024: float | None, aime2025: float | None, everything: float) -> dict[str, float]:
+    keys = {"val-aux/math_python/all/won/mean@32": everything}
+    if aime2024 is not None:
+        keys["val-aux/math_python/aime2024/won/mean@32"] = aime2024
+    if aime2025 is not None:
+        keys["val-aux/math_python/aime2025/won/mean@32"] = aime2025
+    return keys
+
+
+@pytest.fixture(scope="module")
+def aime_runs(tmp_path_factory) -> list[Run]:
+    root = tmp_path_factory.mktemp("aime_runs")
+    spear = "aime-qwen3-32b-drbot-spear"
+    log_validations(
+        root,
+        aime_config(spear, 0),
+        {5: aime_keys(0.5, 0.4, 0.45), 10: aime_keys(0.8, 0.75, 0.775)},
+    )
+    log_validations(root, aime_config(spear, 1), {10: aime_keys(0.9, 0.85, 0.875)})
+    log_validations(root, aime_config("aime-qwen3-32b-drbot", 0), {10: aime_keys(None, None, 0.6)})
+    runs, problems = read_offline_runs([root])
+    assert problems == [] and len(runs) == 3
+    return runs
+
+
+def test_aime_columns_are_the_won_metric_of_each_task_type(aime_runs):
+    specs, results, notes = compute_rows(
+        aime_runs, yaml.safe_load((REPO / "recipes/spear/table.yaml").read_text())
+    )
+    assert [(s.name, s.task_type) for s in specs] == [
+        ("Succ.", "all"),
+        ("AIME24", "aime2024"),
+        ("AIME25", "aime2025"),
+    ]
+    by = {r.key: r for r in results}
+    spear, drbot = by["aime-qwen3-32b-drbot-spear"], by["aime-qwen3-32b-drbot"]
+    assert spear.seeds == [0, 1]
+    assert spear.ours["AIME24"] == pytest.approx([80.0, 90.0])
+    assert spear.ours["AIME25"] == pytest.approx([75.0, 85.0])
+    assert spear.ours["Succ."] == pytest.approx([77.5, 87.5])  # the env-wide value, both years together
+    assert drbot.seeds == [0] and drbot.ours == {"Succ.": pytest.approx([60.0])}  # no fallback to `all`
+    assert not any("no validation metric" in n for n in notes)
+
+
+def test_aime_markdown(aime_runs):
+    table = REPO / "recipes" / "spear" / "table.yaml"
+    text = build_table(aime_runs, table)
+    assert "AIME24 = last validation evaluation (task type aime2024)" in text
+    lines = [line for line in text.splitlines() if line.startswith("| aime-qwen3")]
+    assert lines == [
+        "| aime-qwen3-32b-drbot | math_python | grpo | none | qwen3-32b | 0 | fixed "
+        "| — | 60.0 | 82.5 | — | 77.3 | — |",
+        "| aime-qwen3-32b-drbot-spear | math_python | grpo | spear | qwen3-32b | 0, 1 | fixed "
+        "| — | 82.5 ± 5.0 | 85.6 | 85.0 ± 5.0 | 80.5 | 80.0 ± 5.0 |",
+    ]
+    # a run that logged no metric the table reads is named in the notes, with the key it lacks
+    config = aime_config("aime-qwen3-32b-drbot", 1)
+    run = Run(config=config, history=[{"training/global_step": 1}], name="x", source="fake")
+    aime24 = {"paper": "spear", "metrics": [{"name": "AIME24", "task_type": "aime2024"}]}
+    _, _, notes = compute_rows([run], aime24)
+    missing = (
+        "run `x` (fake, row `aime-qwen3-32b-drbot`): no validation metric `val-aux/math_python/aime2024/won`"
+    )
+    assert missing in notes

@@ -18,7 +18,6 @@ from agent_rl.methods import api
 from agent_rl.methods.api import StepBatch
 from agent_rl.methods.epo import epo_regularizer
 from agent_rl.methods.losses import turn_segments
-from agent_rl.rows import segments
 from agent_rl.rows.turns import per_turn_token_mean
 from agent_rl.training.trainer import row_scores
 

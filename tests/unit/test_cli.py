@@ -121,3 +121,31 @@ def test_7b_on_one_gpu_is_refused_in_one_sentence_before_ray(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("agent-rl: model=qwen2.5-7b does not fit cluster=1gpu: ")
     assert lines[0].endswith("train LoRA adapters (model.lora_rank=64), which needs 72.6 GiB per GPU.")
     assert not ray_started(tmp_path)
+
+
+def test_an_aime_experiment_prints_its_plan_without_weights_and_names_the_data_script_without_data(tmp_path):
+    """`agent-rl experiment=spear/aime-qwen3-32b-drbot-spear dry_run=true`: with the prepared files in
+    MATH_DATA (here stand-ins), the run's plan on its 16 nodes of 8 GPUs, no weights fetched; without them, one sentence
+    naming scripts/prepare_math.py; Ray never starts."""
+    experiment = "experiment=spear/aime-qwen3-32b-drbot-spear"
+    out = agent_rl(tmp_path, experiment, "dry_run=true")
+    assert out.returncode == 2 and "scripts/prepare_math.py" in out.stderr
+    data = tmp_path / "math"
+    data.mkdir()
+    line = '{"problem": "What is 6 times 7?", "answer": "42", "kind": "%s"}\n'
+    for name in ("dapo_math", "aime2024", "aime2025"):
+        (data / f"{name}.jsonl").write_text(line % name)
+    env = {**os.environ, "MATH_DATA": str(data), "HF_HUB_OFFLINE": "1", "RAY_TMPDIR": str(tmp_path / "ray")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "agent_rl.cli.train",
+        experiment,
+        "dry_run=true",
+        f"hydra.run.dir={tmp_path}/run",
+    ]
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "[agent_rl] memory plan: model=qwen3-32b" in out.stdout and "128 x 80 GiB" in out.stdout
+    assert "[agent_rl]   verdict: fits" in out.stdout
+    assert not ray_started(tmp_path)

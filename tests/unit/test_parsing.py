@@ -179,7 +179,7 @@ def test_bytes_are_decoded():
 
 
 def test_unknown_env_raises_listing_valid_names():
-    with pytest.raises(ValueError, match="alfworld, arith, frozenlake, scienceworld, webshop"):
+    with pytest.raises(ValueError, match="alfworld, arith, frozenlake, math_python, scienceworld, webshop"):
         parse_action(GOOD, "babyai")
     with pytest.raises(ValueError):
         parse_action(GOOD, None)  # type: ignore[arg-type]

@@ -260,7 +260,7 @@ def test_braces_and_quotes_in_inputs_are_literal():
 
 # ------------------------------------------------------------------------------------------- errors
 def test_unknown_env_lists_valid_names():
-    with pytest.raises(ValueError, match="alfworld, arith, frozenlake, scienceworld, webshop"):
+    with pytest.raises(ValueError, match="alfworld, arith, frozenlake, math_python, scienceworld, webshop"):
         build_prompt("babyai", "t", 0, [], "o", [], 2)
 
 

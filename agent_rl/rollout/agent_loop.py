@@ -419,9 +419,10 @@ class EnvAgentLoop(AgentLoopBase):
             "episode_length": num_steps,
             "valid_action_ratio": sum(s["valid"] for s in steps) / max(num_steps, 1),
             "env_failed": float(env_failed),
-            # SPEAR's tool-call bonus counts these (a text game's steps; a tool environment's counted tool)
-            "episode_tool_calls": float((episode or {}).get("tool_calls", num_steps)),
-        }
+        } | (
+            # SPEAR's tool-call bonus counts these (a conversation's counted tool; else it counts the steps)
+            {"episode_tool_calls": float(episode["tool_calls"])} if episode is not None else {}
+        )
 
     def _outputs(
         self,
@@ -460,9 +461,8 @@ class EnvAgentLoop(AgentLoopBase):
                         "generated_at": s["generated_at"],
                         "env_reward": episode_return if s["turn"] == num_steps - 1 else 0.0,
                         "anchor_obs": s["observation"],
-                        "action": s["action"],
-                        "tool_calls": s.get("tool_calls", []),
-                        "tool_results": s.get("tool_results", []),
+                        # a conversation's turn: its action, tool calls and results, for the viewer
+                        **{k: s[k] for k in ("action", "tool_calls", "tool_results") if "tool_calls" in s},
                         "task_type": task_type,
                         "episode_done": bool(done),
                         **episode_info,

@@ -125,8 +125,8 @@ def test_7b_on_one_gpu_is_refused_in_one_sentence_before_ray(tmp_path):
 
 def test_an_aime_experiment_prints_its_plan_without_weights_and_names_the_data_script_without_data(tmp_path):
     """`agent-rl experiment=spear/aime-qwen3-32b-drbot-spear dry_run=true`: with the prepared files in
-    MATH_DATA (here stand-ins), the run's plan on its 16 nodes of 8 GPUs, no weights fetched; without them, one sentence
-    naming scripts/prepare_math.py; Ray never starts."""
+    MATH_DATA (here stand-ins), the run's plan on its 16 nodes of 8 GPUs, no weights fetched; without
+    them, one sentence naming scripts/prepare_math.py; Ray never starts."""
     experiment = "experiment=spear/aime-qwen3-32b-drbot-spear"
     out = agent_rl(tmp_path, experiment, "dry_run=true")
     assert out.returncode == 2 and "scripts/prepare_math.py" in out.stderr

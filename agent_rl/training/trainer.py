@@ -327,8 +327,13 @@ class AgentTrainer(PPOTrainerSync):
             if changed.numel():  # how far the method moved the advantages of this very batch
                 metrics[f"method/{m.name}/adv_change_abs_mean"] = float(changed.mean())
         row_advantages = step.to_rows(advantages)
+        # returns: verl's GAE returns are the critic's targets; where agent_rl computed the advantages (the
+        # GRPO family, GiGPO) they are the advantages, as verl's own GRPO writes them
+        ours = self._own_advantages()
         batch = self._put(
-            batch, advantages=(row_advantages, response_mask), returns=(row_advantages, response_mask)
+            batch,
+            advantages=(row_advantages, response_mask),
+            **({"returns": (row_advantages, response_mask)} if ours else {}),
         )
         row_fields, token_fields = {}, {}
         for m in methods:  # per-row (steps,) and per-token (steps, T) fields for the losses on the workers
@@ -348,6 +353,12 @@ class AgentTrainer(PPOTrainerSync):
 
         metrics.update(episode_metrics([e for e, r in zip(extra, real.tolist(), strict=True) if r]))
         return batch
+
+    def _own_advantages(self) -> bool:
+        """agent_rl computes the base advantages itself (GiGPO, or a GRPO-based estimator); else verl's."""
+        estimator = str(self.config.algorithm.adv_estimator)
+        gigpo = self.config.get("algo", {}).get("gigpo")
+        return gigpo is not None or estimator == "grpo" or estimator in GRPO_BASED_ESTIMATORS
 
     def _base_advantages(self, batch, step: StepBatch) -> torch.Tensor:
         """``(rows, T)`` advantages of the base algorithm: GRPO over the step rows with ``algo.group_stats``

@@ -104,16 +104,22 @@ def last_tokens(mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.bool(), positions, torch.zeros_like(positions)).amax(1)
 
 
+def turn_fields(fields: dict[str, Any], k: int) -> dict[str, Any]:
+    """A trajectory row's ``extra_fields`` as its turn ``k``'s step row: ``turn`` and `TURN_FIELDS`."""
+    out = {**fields, "turn": k}
+    for source, target in TURN_FIELDS.items():
+        values = fields.get(source)
+        if isinstance(values, list | tuple) and k < len(values):
+            out[target] = values[k]
+    return out
+
+
 def segment_extras(extra: list[dict[str, Any]], seg: Segments) -> list[dict[str, Any]]:
-    """Each segment's ``extra_fields``: its row's, with the turn's own step fields (`TURN_FIELDS`)."""
+    """Each segment's ``extra_fields``: its row's, as its turn's step row (`turn_fields`), with the
+    outcome as the last step's environment reward."""
     out = []
     for r, k in zip(seg.row.tolist(), seg.turn.tolist(), strict=True):
-        e = dict(extra[r])
-        e["turn"] = k
-        for source, target in TURN_FIELDS.items():
-            values = e.get(source)
-            if isinstance(values, list | tuple) and k < len(values):
-                e[target] = values[k]
+        e = turn_fields(extra[r], k)
         last = k == int(e.get("num_steps", 1)) - 1
         e["env_reward"] = float(e.get("episode_return", 0.0)) if last else 0.0
         out.append(e)

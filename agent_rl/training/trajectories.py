@@ -156,22 +156,23 @@ def _turns_of_row(
     fields: dict[str, Any], ids: list[int], entropy: list[float] | None, mask: list[int] | None
 ) -> list[tuple[dict[str, Any], list[int], list[float] | None]]:
     """A row's turns: a step row is one; a trajectory row gives one per turn, with the turn's model tokens
-    (and their entropies) and the turn's own fields (`agent_rl.rows.segments.TURN_FIELDS`)."""
+    (and their entropies) and the turn's own fields (`agent_rl.rows.segments.turn_fields`)."""
     if fields.get("rows") != "trajectory":
         return [(fields, ids, entropy)]
-    from agent_rl.rows.segments import TURN_FIELDS
+    from agent_rl.rows.segments import turn_fields
 
     token_turn = list(fields.get("token_turn") or [])
     mask = mask if mask is not None else [1] * len(ids)
     out = []
     for k in range(int(fields.get("num_steps", 0))):
         at = [j for j in range(min(len(ids), len(token_turn), len(mask))) if token_turn[j] == k and mask[j]]
-        turn_fields = {**fields, "turn": k}
-        for source, target in TURN_FIELDS.items():
-            values = fields.get(source)
-            if isinstance(values, list | tuple) and k < len(values):
-                turn_fields[target] = values[k]
-        out.append((turn_fields, [ids[j] for j in at], None if entropy is None else [entropy[j] for j in at]))
+        out.append(
+            (
+                turn_fields(fields, k),
+                [ids[j] for j in at],
+                None if entropy is None else [entropy[j] for j in at],
+            )
+        )
     return out
 
 

@@ -54,7 +54,7 @@ Interpreter
 -----------
 The default is the system's ``/usr/bin/python3``, inside the ``/usr`` that is bound anyway, with Debian's
 ``python3-numpy`` and ``python3-sympy`` for math (`make install` adds them). The project's venv is not the
-default: here its interpreter lies under ``/root/.pyenv``, which the sandbox user (65534) cannot enter
+default: its interpreter may lie in a home folder (e.g. pyenv's), which the sandbox user (65534) cannot enter
 (bwrap resolves every bind source with the caller's rights, so even a bind by file descriptor fails), and
 binding it would show the sandbox a path under ``/root``. Another interpreter may be named (``python=``):
 its ``sys.prefix`` and ``sys.base_prefix`` are bound read-only at the same paths and, when the caller is
